@@ -1,0 +1,50 @@
+"""Speed and memory benchmarks (``lerobot-vla-speed``), side by side with upstream policies.
+
+A *bench case* names a policy type at one size. Cases live one module per policy in
+``lerobot_vla_plugins/bench/cases/<policy>.py``, each defining ``cases() -> list[BenchCase]``; the harness
+discovers them, builds every case's policy with random weights (``weightless_pretrained`` for paper-size
+backbones, the testing kit for tiny ones) and times them all in one run, so ratios are meaningful.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One row of the benchmark tables.
+
+    Attributes:
+        name: row label, e.g. ``"vla_adapter (pro)"``.
+        policy_type: the registered LeRobot policy type.
+        size: ``"tiny"`` (testing-kit backbone) or ``"paper"`` (the paper's sizes, random weights).
+        overrides: config field values for this case (e.g. ``{"variant": "pro"}``).
+        prepare: for tiny cases, called with a scratch directory; builds the local tiny backbone(s) and returns
+            more overrides (typically the backbone path). None when nothing must be built.
+        features: policy features, ``"metaworld"`` or a LeRobot dataset root (as ``lerobot-vla-info``).
+        paper_figure: the figure the paper reports for this model, quoted in the tables (e.g. "0.036 s / chunk, H100").
+    """
+
+    name: str
+    policy_type: str
+    size: str
+    overrides: dict = field(default_factory=dict)
+    prepare: Callable[[Path], dict] | None = None
+    features: str = "metaworld"
+    paper_figure: str = ""
+
+
+def iter_cases() -> list[BenchCase]:
+    """All cases of every module in ``bench/cases``, in module-name order."""
+    from . import cases as cases_pkg
+
+    out: list[BenchCase] = []
+    for info in sorted(pkgutil.iter_modules(cases_pkg.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{cases_pkg.__name__}.{info.name}")
+        out.extend(module.cases())
+    return out
