@@ -10,26 +10,8 @@ import pytest
 from safetensors.torch import load_file
 
 from lerobot_vla_plugins.testing import TEST_TASK, run_cli
+from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
 
-TINY_EVO1 = [
-    "--policy.type=evo1",
-    "--policy.image_resolution=[32,32]",
-    "--policy.embed_dim=64",
-    "--policy.hidden_dim=128",
-    "--policy.state_hidden_dim=128",
-    "--policy.num_heads=4",
-    "--policy.num_layers=2",
-    "--policy.chunk_size=8",
-    "--policy.n_action_steps=8",
-    "--policy.vlm_num_layers=4",
-    "--policy.vlm_dtype=float32",
-    "--policy.use_flash_attn=false",
-    "--policy.max_text_length=256",
-    "--policy.num_inference_timesteps=4",
-    "--policy.enable_gradient_checkpointing=false",
-    "--policy.device=cpu",
-    "--policy.push_to_hub=false",
-]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +19,7 @@ def trained(tmp_path_factory, metaworld_dataset, tiny_internvl):
     repo_id, root = metaworld_dataset
     out = tmp_path_factory.mktemp("evo1") / "train"
     run_cli(
-        "lerobot-train", *TINY_EVO1, f"--policy.vlm_model_name={tiny_internvl}",
+        "lerobot-train", *TINY_EVO1_FLAGS, f"--policy.vlm_model_name={tiny_internvl}",
         f"--dataset.repo_id={repo_id}", f"--dataset.root={root}",
         "--steps=4", "--batch_size=2", "--num_workers=0", "--save_freq=2", "--log_freq=1", f"--output_dir={out}",
     )
