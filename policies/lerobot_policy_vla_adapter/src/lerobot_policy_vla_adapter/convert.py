@@ -130,7 +130,7 @@ def convert_checkpoint(
     from lerobot_vla_plugins.data.atomic import atomic_directory
 
     from .configuration_vla_adapter import VLAAdapterConfig
-    from .modeling_vla_adapter import _CHECKPOINT_VLM, CHECKPOINT_VLM_DIR, VLAAdapterPolicy
+    from .modeling_vla_adapter import _CHECKPOINT_VLM, CHECKPOINT_VLM_DIR, VLAAdapterPolicy, adapt_state_dict
     from .processor_vla_adapter import make_vla_adapter_pre_post_processors
 
     checkpoint = Path(checkpoint)
@@ -190,8 +190,6 @@ def convert_checkpoint(
             policy = VLAAdapterPolicy(config)
         finally:
             _CHECKPOINT_VLM.reset(token)
-        from .modeling_vla_adapter import adapt_state_dict
-
         missing, unexpected = policy.load_state_dict(adapt_state_dict(policy, state), strict=False)
         if missing or unexpected:
             raise ValueError(f"converted weights do not fit the policy: missing {missing[:5]}, unexpected {unexpected[:5]}")
