@@ -104,6 +104,7 @@ class BridgeAttention(nn.Module):
                 rotated.append(released_rope(k, cos, sin))
             ks = rotated
         ratio = torch.tanh(self.gate)
+        # eq. (1): self, ActionQuery+proprio and tanh(g)-scaled Raw logits share one softmax (released code)
         scores = torch.cat(
             [q @ ks[0].transpose(-2, -1), q @ ks[1].transpose(-2, -1), (q @ ks[2].transpose(-2, -1)) * ratio], dim=-1
         ) / math.sqrt(self.head_dim)  # (B, H, T, T + N_c + N_raw)

@@ -250,9 +250,9 @@ class VLAAdapterPolicy(PreTrainedPolicy):
         target = batch[ACTION].float()
         if self.config.head == "l1":
             pred = self.model.head(cond, raw, latent_noise_std=self.config.latent_noise_std if self.training else 0.0)
-            per_elem = (pred - target).abs()
+            per_elem = (pred - target).abs()  # eq. (2): L1 between predicted and ground-truth chunk
         else:
-            per_elem = self.model.head.loss(target, cond, raw)
+            per_elem = self.model.head.loss(target, cond, raw)  # eq. (B-2): DDPM noise-prediction error
         valid = ~batch["action_is_pad"] if "action_is_pad" in batch else torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
         mask = valid.unsqueeze(-1).to(per_elem.dtype)
         per_sample = (per_elem * mask).sum(dim=(1, 2)) / (mask.sum(dim=(1, 2)) * per_elem.shape[-1]).clamp_min(1)
