@@ -64,6 +64,7 @@ class XArm6(Robot):
         self._q_time = 0.0
         self._gripper = 1.0
         self._gripper_cmd: float | None = None
+        self.last_measured: list[float] = []
         self.cameras = (
             make_sim_cameras(config.cameras, self._normalized_state)
             if config.backend == "sim"
@@ -297,6 +298,7 @@ class XArm6(Robot):
         measured = self._fresh_joints() if self.streamer is not None else self._read_joints()
         measured_all = [*measured.tolist(), self._gripper] if self.config.use_gripper else measured.tolist()
         safe, _ = self.guard(action, measured_all)
+        self.last_measured = measured_all  # what the guard capped against (tests check the cap with it)
         q = np.array([safe[f"{j}.pos"] for j in JOINTS])
         if self.streamer is not None:
             self.streamer.set_target(q)
