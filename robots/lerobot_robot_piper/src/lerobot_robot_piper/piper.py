@@ -150,11 +150,11 @@ class Piper(Robot):
     def _read(self) -> np.ndarray:
         """Fresh measured (q rad x6, gripper [0,1]); raises RobotSafetyError on stale feedback or an arm error."""
         arm = self.arm
-        status = arm.GetArmStatus().arm_status
-        if status.arm_status != 0:
+        raw = arm.GetArmStatus().arm_status.arm_status  # an enum in piper_sdk 0.6 (e.g. COLLISION_OCCURRED(0x7))
+        code = int(getattr(raw, "value", raw))
+        if code != 0:
             raise RobotSafetyError(
-                f"piper[{self.config.can_name}]: arm_status {status.arm_status} "
-                f"({ARM_STATUS.get(status.arm_status, 'unknown')}); stopped sending. Inspect the arm, clear it "
+                f"piper[{self.config.can_name}]: arm_status {code} ({ARM_STATUS.get(code, 'unknown')}); stopped sending. Inspect the arm, clear it "
                 "(EmergencyStop(0x02) resets and DROPS the arm: support it first) and reconnect"
             )
         msg = arm.GetArmJointMsgs()
@@ -205,7 +205,7 @@ class Piper(Robot):
         self.arm, self.firmware = open_piper_interface(cfg.can_name, cfg.backend)
         try:
             deadline = time.monotonic() + max(cfg.feedback_timeout_s, 1.0)
-            while self.arm.GetArmJointMsgs().time_stamp <= 0:
+            while self.arm.GetArmJointMsgs().time_stamp <= 0 or self.arm.GetArmGripperMsgs().time_stamp <= 0:
                 if time.monotonic() > deadline:
                     raise RobotSafetyError(
                         f"piper[{cfg.can_name}]: no joint feedback frames on the bus; is the arm powered and on this "

@@ -103,6 +103,9 @@ class SimPiperFirmware:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         if self._bus is not None:
+            while (msg := self._bus.recv(timeout=0.01)) is not None:  # frames sent just before the port closed
+                if not self.faults.disconnected:
+                    self._handle(msg)
             self._bus.shutdown()
             self._bus = None
 
