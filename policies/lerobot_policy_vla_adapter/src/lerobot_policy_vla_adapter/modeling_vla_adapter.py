@@ -90,12 +90,12 @@ class VLAAdapterModel(nn.Module):
         shift = 1 if self.config.condition_positions == "released" else 0
         raw_pos = inputs.image_positions - shift
         aq_pos = inputs.extra_positions["query"] - shift
-        layers = torch.stack(out.hidden_states[1:], dim=1)  # (B, L, N, D)
-        d = layers.shape[-1]
+        layers = out.hidden_states[1:]  # L entries of (B, N, D); the policy skips the embedding output
+        d = layers[0].shape[-1]
 
-        def take(pos: Tensor) -> Tensor:
-            idx = pos[:, None, :, None].expand(-1, layers.shape[1], -1, d)
-            return torch.gather(layers, 2, idx)
+        def take(pos: Tensor) -> Tensor:  # (B, n) -> (B, L, n, D), gathered layer by layer (no (B, L, N, D) copy)
+            idx = pos.unsqueeze(-1).expand(-1, -1, d)
+            return torch.stack([torch.gather(h, 1, idx) for h in layers], dim=1)
 
         raw, aq = take(raw_pos), take(aq_pos)
         proprio = self.proprio_proj(state.to(aq.dtype))  # (B, 1, D), the same token at every layer
