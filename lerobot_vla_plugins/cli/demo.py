@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
             shutil.rmtree(eval_dir)
         _run([str(bin_dir / "lerobot-eval"), f"--policy.path={last}", "--env.type=metaworld", f"--env.task={cfg.task}",
-              f"--eval.n_episodes={cfg.eval_episodes}", f"--eval.batch_size={min(cfg.eval_episodes, 2)}",
+              # batch 1: in a vector env a finished episode keeps rendering until the whole batch is done, and
+              # rendering dominates on CPU; one env at a time costs only each episode's own steps.
+              f"--eval.n_episodes={cfg.eval_episodes}", "--eval.batch_size=1",
               "--eval.use_async_envs=false", "--policy.device=cpu", f"--seed={cfg.seed}", f"--output_dir={eval_dir}"],
              out / "eval.log", env)
     timings["eval_s"] = time.perf_counter() - t2
