@@ -259,6 +259,17 @@ def test_recording_is_deterministic_for_a_seed(image_dataset):
     np.testing.assert_array_equal(again["state"], torch.stack([ds[i]["observation.state"] for i in range(len(ds))]).numpy())
 
 
+def test_recording_after_another_env_was_closed_still_renders(image_dataset):
+    """A LeRobot MetaworldEnv made and closed in the same process (as the eval-comparison tests do) frees
+    its EGL context; a later recording must still render the scene, not black frames."""
+    report, ds = image_dataset
+    _eval_observations(seed=report.tasks[0].seeds[0], steps=[0])
+    again = mw._expert_episode(TASK, report.tasks[0].seeds[0], render=True)
+    assert again["image"].any()
+    recorded = (ds[3]["observation.image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(again["image"][3], recorded)
+
+
 def test_video_frames_match_the_eval_observation_up_to_compression(metaworld_dataset):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 

@@ -168,6 +168,27 @@ def _env(task: str):
     return _ENVS[task]
 
 
+def _make_render_context_current(env) -> None:
+    """Make this env's EGL context current before it renders.
+
+    Gymnasium's MuJoCo renderer makes its context current only when it was created or when it has
+    more than one viewer, so after another env in the process created or freed a context (for
+    example a ``lerobot-eval`` env made and closed between two builds), this env would render into
+    nothing and record black frames.
+    """
+    viewer = getattr(getattr(env._env, "mujoco_renderer", None), "viewer", None)
+    if viewer is not None:
+        viewer.make_context_current()
+
+
+def _close_envs() -> None:
+    """Close and forget this process's cached envs (frees their rendering contexts)."""
+    while _ENVS:
+        _, env = _ENVS.popitem()
+        with contextlib.suppress(Exception):
+            env.close()
+
+
 def _expert_episode(task: str, seed: int, render: bool) -> dict:
     """Roll out the scripted expert from ``reset(seed)``.
 
@@ -176,7 +197,14 @@ def _expert_episode(task: str, seed: int, render: bool) -> dict:
     at step t and the action taken from it.
     """
     env = _env(task)
+    if render:
+        _make_render_context_current(env)
     obs, _ = env.reset(seed=seed)
+    if render and not obs["pixels"].any():
+        raise RuntimeError(
+            f"MuJoCo rendered an all-black frame for {task} (seed {seed}): the OpenGL context is not usable. "
+            "Run with MUJOCO_GL=egl (headless) or MUJOCO_GL=glfw (with a display)."
+        )
     # The expert reads the raw 39-D observation; the policy sees the formatted one. Stepping the inner
     # env (as MetaworldEnv.step does) avoids the auto-reset MetaworldEnv.step performs on success.
     raw = env._env._get_obs()
@@ -239,6 +267,8 @@ class _Rollouts:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            _close_envs()
 
     def map(self, jobs: list[tuple[str, int]]) -> Iterator[tuple[str, int, dict]]:
         if self.pool is None:
