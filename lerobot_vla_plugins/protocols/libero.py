@@ -98,7 +98,7 @@ class LiberoProtocol(Protocol):
         return ResultTable(
             title=self.title,
             columns=columns,
-            ours={k: (mean(v) if v else None) for k, v in per_seed.items()},
+            ours={k: (mean(per_seed[k]) if per_seed.get(k) else None) for k, _ in columns},
             ours_std={k: std(v) for k, v in per_seed.items() if v},
             ours_label="",
             paper_rows=self.paper_rows(),

@@ -51,7 +51,7 @@ class MetaWorldProtocol(Protocol):
                     per_seed[g].append(rates[g])
             per_seed["avg"].append(mean(list(rates.values())))
         columns = [(g, GROUP_LABELS[g]) for g in [*DIFFICULTY_GROUPS, "avg"]]
-        ours = {k: (mean(v) if v else None) for k, v in per_seed.items()}
+        ours = {k: (mean(per_seed[k]) if per_seed.get(k) else None) for k, _ in columns}
         notes = []
         n_tasks = len({u.labels["task"] for u in done})
         if n_tasks < 50:
