@@ -98,6 +98,14 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return bench, passthrough
 
 
+def checkpoint_name(policy_path: str) -> str:
+    """Short label of a checkpoint: ``<run>@<step>`` for lerobot-train's ``<run>/checkpoints/<step>/pretrained_model``."""
+    path = Path(policy_path)
+    if path.name == "pretrained_model":
+        path = path.parent
+    return f"{path.parent.parent.name}@{path.name}" if path.parent.name == "checkpoints" else path.name
+
+
 def _flag_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -352,8 +360,7 @@ class BenchRun:
         if not results:
             raise ProtocolError(f"no finished unit in {self.out}; run without --report_only first")
         table = self.protocol.table([p.unit for p in planned], results)
-        name = Path(self.policy_path).parent.name if Path(self.policy_path).name == "pretrained_model" else Path(self.policy_path).name
-        table.ours_label = f"{self.policy_type} ({name})" + (f" + {self.preset_name} preset" if self.preset_name else "")
+        table.ours_label = f"{self.policy_type} ({checkpoint_name(self.policy_path)})" + (f" + {self.preset_name} preset" if self.preset_name else "")
         missing = len(planned) - len(results)
         if missing:
             table.notes.append(f"Incomplete: {missing} of {len(planned)} units have not run yet.")

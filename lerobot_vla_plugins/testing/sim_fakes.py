@@ -163,27 +163,29 @@ _CLEAN_SETUP = {
 }
 
 
-def install_fake_robotwin() -> None:
-    """Patch LeRobot's RoboTwin task loader and config loader (and the randomized plugin's config loader)."""
+def install_fake_robotwin(set_attr=setattr) -> None:
+    """Patch LeRobot's RoboTwin task loader and config loader (and the randomized plugin's config loader).
+
+    ``set_attr``: ``setattr`` (a process of its own) or a test's ``monkeypatch.setattr`` (undone afterwards).
+    """
     import lerobot.envs.robotwin as lerobot_robotwin
 
-    lerobot_robotwin._load_robotwin_task = lambda name: FakeRoboTwinTask
-    lerobot_robotwin._load_robotwin_setup_kwargs = lambda name: {**_CLEAN_SETUP, "task_name": name}
+    set_attr(lerobot_robotwin, "_load_robotwin_task", lambda name: FakeRoboTwinTask)
+    set_attr(lerobot_robotwin, "_load_robotwin_setup_kwargs", lambda name: {**_CLEAN_SETUP, "task_name": name})
     try:
         import lerobot_env_robotwin_randomized.robotwin_randomized as randomized
     except ImportError:
         return
-    randomized._load_task_config = lambda name: {
-        "domain_randomization": {"random_background": True, "cluttered_table": True, "random_light": True}
-    }
+    randomized_settings = {"random_background": True, "cluttered_table": True, "random_light": True}
+    set_attr(randomized, "_load_task_config", lambda name: {"domain_randomization": randomized_settings})
 
 
-def install_fake_calvin() -> None:
+def install_fake_calvin(set_attr=setattr) -> None:
     """Replace the CALVIN runtime loader of ``lerobot_env_calvin`` with its scripted simulator."""
     import lerobot_env_calvin.calvin as calvin
     from lerobot_env_calvin.testing import ScriptedCalvin
 
-    calvin._load_calvin_runtime = lambda dataset_path: ScriptedCalvin()
+    set_attr(calvin, "_load_calvin_runtime", lambda dataset_path: ScriptedCalvin())
 
 
 INSTALLERS = {"libero": install_fake_libero, "robotwin": install_fake_robotwin, "calvin": install_fake_calvin}

@@ -15,10 +15,10 @@ How a chain runs (the official ``evaluate_sequence`` / ``rollout`` of CALVIN, tu
 So in LeRobot's ``eval_info.json`` an episode's ``sum_reward`` is the chain's completed length (0..5) and
 ``success`` means all five. ``lerobot-vla-bench --protocol=calvin`` turns these into the papers' table.
 
-Differences from the official loop, both inherent to running through ``lerobot-eval``: the official evaluation
-calls ``model.reset()`` at each subtask; here the policy is reset once per chain, so actions the policy queued
-for the previous instruction (at most ``n_action_steps - 1``) run first. And rendering: both cameras are
-rendered at every step, as in the official evaluation.
+Difference from the official loop, inherent to running through ``lerobot-eval``: the official evaluation calls
+``model.reset()`` at each subtask; here the policy is reset once per chain, so actions the policy queued for the
+previous instruction (at most ``n_action_steps - 1``) run first. Only the static and gripper RGB cameras are
+rendered (no depth or tactile images): the policy sees nothing else.
 
 The simulator is reached only through :class:`CalvinRuntime` (built by :func:`_load_calvin_runtime`): tests
 replace that function, the way LeRobot's own tests replace RoboTwin's task loader.
@@ -77,13 +77,16 @@ class CalvinRuntime(Protocol):
 
 class _InstalledCalvin:
     """:class:`CalvinRuntime` over ``calvin_env``: the PyBullet play-table env configured by the dataset's
-    ``validation/.hydra/merged_config.yaml`` (scene D for ABC->D) and the official task oracle."""
+    ``validation/.hydra/merged_config.yaml`` (scene D for ABC->D) and the official task oracle
+    (``calvin_env.envs.tasks.Tasks`` with the official task definitions, :data:`ORACLE`)."""
 
     def __init__(self, dataset_path: Path):
         from calvin_env.envs.play_table_env import get_env
         from calvin_env.envs.tasks import Tasks
 
-        self._env = get_env(dataset_path / "validation", show_gui=False)
+        # Only the two RGB cameras the policy sees are rendered (no depth, no tactile sensor).
+        obs_space = {"rgb_obs": [STATIC_CAMERA, GRIPPER_CAMERA], "depth_obs": []}
+        self._env = get_env(dataset_path / "validation", obs_space=obs_space, show_gui=False)
         self._oracle = Tasks(ORACLE)
 
     def reset(self, robot_obs, scene_obs):
@@ -158,7 +161,6 @@ class CalvinEnv(gym.Env):
         subtask_max_steps: int = 360,
         static_size: int = 200,
         gripper_size: int = 84,
-        split: str = "ABC_D",
     ):
         super().__init__()
         if action_mode not in ACTION_MODES:
@@ -174,7 +176,6 @@ class CalvinEnv(gym.Env):
         self.subtask_max_steps = subtask_max_steps
         self.static_size = static_size
         self.gripper_size = gripper_size
-        self.split = split
         # lerobot_eval.rollout reads these three.
         self._max_episode_steps = CHAIN_LENGTH * subtask_max_steps
         self.task = ""
@@ -335,7 +336,6 @@ def create_calvin_envs(
                 subtask_max_steps=subtask_max_steps,
                 static_size=static_size,
                 gripper_size=gripper_size,
-                split=split,
             )
 
         return _env
