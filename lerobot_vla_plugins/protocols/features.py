@@ -53,11 +53,7 @@ def env_policy_features(env_args: dict) -> dict:
     from lerobot.envs.factory import make_env_config
     from lerobot.envs.utils import env_to_policy_features
 
-    fields = {k: v for k, v in env_args.items() if k != "type"}
-    try:
-        cfg = make_env_config(env_args["type"], **fields)
-    except ValueError as err:
-        raise ProtocolError(f"--env.type={env_args['type']}: {err}") from err
+    cfg = _env_config(env_args)
     feats = {k: f for k, f in env_to_policy_features(cfg).items() if f.type is not FeatureType.ACTION}
     pre, _ = cfg.get_env_processors()
     grouped: dict = {}
@@ -70,11 +66,22 @@ def env_policy_features(env_args: dict) -> dict:
 
 
 def env_action_dim(env_args: dict) -> int:
-    from lerobot.envs.factory import make_env_config
     from lerobot.utils.constants import ACTION
 
-    cfg = make_env_config(env_args["type"], **{k: v for k, v in env_args.items() if k != "type"})
-    return int(cfg.features[ACTION].shape[0])
+    return int(_env_config(env_args).features[ACTION].shape[0])
+
+
+def _env_config(env_args: dict):
+    """LeRobot's config of ``--env.type`` with the other ``--env.*`` values (errors name the flag)."""
+    from lerobot.envs.factory import make_env_config
+
+    fields = {k: v for k, v in env_args.items() if k != "type"}
+    try:
+        return make_env_config(env_args["type"], **fields)
+    except TypeError as err:
+        raise ProtocolError(f"--env.*: {err} (a flag that --env.type={env_args['type']} does not have?)") from err
+    except ValueError as err:
+        raise ProtocolError(f"--env.type={env_args['type']}: {err}") from err
 
 
 def _fmt_shape(shape) -> str:

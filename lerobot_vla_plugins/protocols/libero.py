@@ -34,7 +34,9 @@ def parse_libero_tasks(spec: str | None) -> list[tuple[str, list[int]]]:
     out: dict[str, list[int]] = {}
     current: str | None = None
     for item in items:
-        if item.lstrip("-").isdigit() or ("-" in item and item.replace("-", "").isdigit()):
+        if item[0].isdigit():  # more task ids of the suite named before
+            if current is None:
+                raise ProtocolError(f"--tasks: task id {item!r} given before a suite name (e.g. libero_spatial:0,1)")
             ids_text = item
         else:
             name, _, ids_text = item.partition(":")
@@ -43,10 +45,11 @@ def parse_libero_tasks(spec: str | None) -> list[tuple[str, list[int]]]:
             if not ids_text:
                 out[current] = list(range(TASKS_PER_SUITE))
                 continue
-        if current is None:
-            raise ProtocolError(f"--tasks: task id {item!r} given before a suite name (e.g. libero_spatial:0,1)")
         lo, _, hi = ids_text.partition("-")
-        ids = list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        try:
+            ids = list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        except ValueError:
+            raise ProtocolError(f"--tasks: LIBERO task ids are integers or ranges like 0-4, got {ids_text!r}") from None
         for i in ids:
             if not 0 <= i < TASKS_PER_SUITE:
                 raise ProtocolError(f"--tasks: LIBERO task id {i} out of range 0..{TASKS_PER_SUITE - 1}")

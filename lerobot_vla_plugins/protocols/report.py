@@ -13,7 +13,7 @@ from pathlib import Path
 from .base import ResultTable
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -68,7 +68,7 @@ def to_png(table: ResultTable) -> bytes:
     series = [(legend(f"{table.ours_label} (this run)", table.ours), table.ours, table.ours_std)]
     series += [(legend(f"{r.model} [{r.source}]", r.values), r.values, {}) for r in table.paper_rows if r.chart]
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(keys) * max(1, len(series)) * 0.35 + 3), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(keys) * len(series) + 3), 4.5))
     for i, (name, values, spread) in enumerate(series):
         xs, ys, errs = [], [], []
         for j, k in enumerate(keys):
@@ -105,9 +105,9 @@ def write_report(table: ResultTable, out_dir: Path, settings: dict) -> dict[str,
         "chart": out_dir / "chart.png",
         "json": out_dir / "results.json",
     }
-    _write_atomic(paths["markdown"], to_markdown(table).encode())
-    _write_atomic(paths["csv"], to_csv(table).encode())
-    _write_atomic(paths["chart"], to_png(table))
+    write_atomic(paths["markdown"], to_markdown(table).encode())
+    write_atomic(paths["csv"], to_csv(table).encode())
+    write_atomic(paths["chart"], to_png(table))
     payload = {
         "title": table.title,
         "columns": [{"key": k, "label": label} for k, label in table.columns],
@@ -116,5 +116,5 @@ def write_report(table: ResultTable, out_dir: Path, settings: dict) -> dict[str,
         "notes": table.notes,
         "settings": settings,
     }
-    _write_atomic(paths["json"], json.dumps(payload, indent=2, default=str).encode())
+    write_atomic(paths["json"], json.dumps(payload, indent=2, default=str).encode())
     return paths

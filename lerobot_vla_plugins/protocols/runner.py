@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, check_trials_and_seeds
 from .features import check_policy_inputs, env_action_dim, env_policy_features, read_policy_config
-from .report import _write_atomic, write_report
+from .report import write_atomic, to_markdown, write_report
 
 # --env fields a protocol sets per unit; choose them with --tasks / --trials instead.
 _PROTOCOL_ENV_FIELDS = ("type", "task", "task_ids", "first_chain")
@@ -226,14 +226,14 @@ class BenchRun:
         """Check the checkpoint against every distinct env of the plan (features and action size)."""
         seen = set()
         for p in planned:
-            _, env, _, rename = self.unit_settings(p.unit)
-            key = json.dumps([env, rename], sort_keys=True, default=str)
+            policy, env, _, rename = self.unit_settings(p.unit)
+            key = json.dumps([policy, env, rename], sort_keys=True, default=str)
             if key in seen:
                 continue
             seen.add(key)
             label = f"--env.type={env['type']}" + (f" ({env['task']})" if "task" in env else "")
             check_policy_inputs(
-                self.policy_cfg,
+                {**self.policy_cfg, **policy},  # e.g. a postprocess_action_dim the preset sets
                 env_policy_features(env),
                 rename,
                 env_label=label,
@@ -306,7 +306,7 @@ class BenchRun:
                 f"log: {log_path}\n--- last lines ---\n{tail}"
             )
         record = {"unit": asdict(p.unit), "args": p.args, "wall_s": wall, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        _write_atomic(p.directory / "unit.json", json.dumps(record, indent=2).encode())
+        write_atomic(p.directory / "unit.json", json.dumps(record, indent=2).encode())
         return wall
 
     def run(self, log=print) -> RunSummary | None:
@@ -390,10 +390,8 @@ class BenchRun:
             if p.unit.key in results:
                 r = results[p.unit.key]
                 writer.writerow([p.unit.key, *[p.unit.labels.get(k, "") for k in label_keys], len(r.successes), sum(r.successes), sum(r.sum_rewards), f"{r.eval_s:.1f}"])
-        _write_atomic(self.out / "per_unit.csv", per_unit.getvalue().encode())
+        write_atomic(self.out / "per_unit.csv", per_unit.getvalue().encode())
         paths["per_unit"] = self.out / "per_unit.csv"
-        from .report import to_markdown
-
         log("\n" + to_markdown(table))
         log(f"[bench] wrote {', '.join(str(p) for p in paths.values())}")
         reused = [p.unit.key for p in planned if p.unit.key in results and p.unit.key not in ran]

@@ -39,16 +39,16 @@ def read_units(out):
 def test_libero_protocol_runs_lerobots_libero_env_on_a_fake_libero(tmp_path, tiny_evo1):
     out = tmp_path / "libero"
     run_bench(
-        "--protocol=libero", "--tasks=libero_spatial:0-1", "--trials=3", "--seeds=[1000]", f"--output_dir={out}",
+        "--protocol=libero", "--tasks=libero_spatial:1,libero_10:0", "--trials=3", "--seeds=[1000]", f"--output_dir={out}",
         f"--policy.path={tiny_evo1['libero']}", *TINY,
         "--env.episode_length=16", "--env.observation_height=64", "--env.observation_width=64",
         f"--lerobot_eval={FAKE_EVAL} --fake=libero",
     )  # fmt: skip
-    # Episode e of task t starts from init state e and succeeds iff (t + e) is even: task 0 -> 2/3, task 1 -> 1/3.
-    expected = [sum(libero_success(t, e) for e in range(3)) for t in (0, 1)]
-    assert [int(r["successes"]) for r in read_units(out)] == expected
+    # Episode e of task t starts from init state e and succeeds iff (t + e) is even: task 1 -> 1/3, task 0 -> 2/3.
+    expected = [sum(libero_success(t, e) for e in range(3)) for t in (1, 0)]
+    assert [int(r["successes"]) for r in read_units(out)] == expected == [1, 2]
     table = (out / "table.md").read_text()
-    assert "| **evo1 (libero) + evo1 preset** | 50.0 | - | - | - | 50.0 | this run (6 episodes) |" in table
+    assert "| **evo1 (libero) + evo1 preset** | 33.3 | - | - | 66.7 | 50.0 | this run (6 episodes) |" in table
     assert (out / "chart.png").stat().st_size > 0
 
 

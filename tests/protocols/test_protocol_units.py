@@ -52,7 +52,12 @@ def test_libero_task_selection_accepts_suites_ids_and_ranges():
 
 @pytest.mark.parametrize(
     ("spec", "match"),
-    [("libero_100", "unknown LIBERO suite 'libero_100'"), ("libero_goal:12", "task id 12 out of range 0..9"), ("3", "before a suite name")],
+    [
+        ("libero_100", "unknown LIBERO suite 'libero_100'"),
+        ("libero_goal:12", "task id 12 out of range 0..9"),
+        ("libero_goal:one", "integers or ranges like 0-4"),
+        ("3", "before a suite name"),
+    ],
 )
 def test_bad_libero_selections_say_what_is_valid(spec, match):
     with pytest.raises(ProtocolError, match=match):
