@@ -42,7 +42,8 @@ class BenchConfig:
     protocol: str = ""
     # Where units, logs, the table and the chart go. Rerunning with the same directory resumes.
     output_dir: str = ""
-    # Subset of the protocol's tasks (see --help of each protocol; default: the whole protocol).
+    # Subset (default: the whole protocol). metaworld: groups and/or tasks (easy,reach); libero: suites with optional
+    # task ids (libero_goal:0-4,libero_10); robotwin: tasks, task:easy|hard, or easy|hard; calvin: the split (ABC_D).
     tasks: str | None = None
     # Episodes per task and seed (CALVIN: number of chains). Default: the paper's.
     trials: int | None = None

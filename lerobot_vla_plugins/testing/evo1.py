@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..data.atomic import atomic_directory
+
 #: evo1 fields for a tiny model, as --policy.<field> values (strings, as on a command line).
 TINY_EVO1_FLAGS: dict[str, str] = {
     "image_resolution": "[32,32]",
@@ -85,9 +87,9 @@ def build_tiny_evo1_checkpoint(
         "action": {"min": -torch.ones(action_dim), "max": torch.ones(action_dim)},
     }
     pre, post = make_pre_post_processors(config, dataset_stats=stats)
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    policy.save_pretrained(path)
-    pre.save_pretrained(path)
-    post.save_pretrained(path)
-    return path
+    with atomic_directory(path, overwrite=True, what="checkpoint") as tmp:
+        tmp.mkdir()
+        policy.save_pretrained(tmp)
+        pre.save_pretrained(tmp)
+        post.save_pretrained(tmp)
+    return Path(path)
