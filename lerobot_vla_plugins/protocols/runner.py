@@ -365,8 +365,8 @@ class BenchRun:
         missing = len(planned) - len(results)
         if missing:
             table.notes.append(f"Incomplete: {missing} of {len(planned)} units have not run yet.")
-        trials_word = "chains" if self.protocol.name == "calvin" else "trials per task"
-        table.notes.append(f"{self.trials} {trials_word}, seeds {self.seeds}; each unit is one lerobot-eval run.")
+        trials_word = "chains" if self.protocol.name == "calvin" else "trials per task and seed"
+        table.notes.append(f"{trials_word.capitalize()}: {self.trials}; seeds: {self.seeds}; each unit of per_unit.csv is one lerobot-eval run.")
         if self.preset_name:
             preset = self._preset(planned[0].unit)
             table.notes.extend(f"Differs from the official Evo-1 client: {d}." for d in preset.differences)

@@ -102,7 +102,8 @@ def _metaworld() -> Evo1Preset:
             "episodes last 500 steps (LeRobot's MetaworldEnv); the official client stops at 400",
             "the official client centre-crops the camera image to 2/3 before resizing to 448; LeRobot feeds the "
             "whole 480x480 frame (Evo-1 resizes it to 448)",
-            "state: 4 values instead of the client's 8 (see state_layout)",
+            "state: LeRobot's env gives 4 values (hand xyz, gripper); the client sends 8 (adds the first object's xyz "
+            "and one quaternion component)",
         ),
     )
 
