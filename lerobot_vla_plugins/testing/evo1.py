@@ -1,9 +1,9 @@
-"""Tiny LeRobot ``evo1`` checkpoints for tests of evaluation tooling.
+"""LeRobot's ``evo1`` at test size: ``lerobot-train`` flags for the testing kit's tiny InternVL, and untrained
+tiny checkpoints for any env's features.
 
-``TINY_EVO1_FLAGS`` are the ``--policy.*`` values that make LeRobot's upstream ``evo1`` tiny (with the testing
-kit's tiny InternVL); :func:`build_tiny_evo1_checkpoint` saves an untrained one (random weights, unit statistics)
-for any set of env features, loadable with ``lerobot-eval --policy.path``, so evaluation plumbing can be tested
-on benchmarks whose training data is not available here (LIBERO, RoboTwin, CALVIN).
+:func:`build_tiny_evo1_checkpoint` saves an untrained tiny ``evo1`` (random weights, unit statistics) loadable with
+``lerobot-eval --policy.path``, so evaluation tooling can be tested on benchmarks whose training data is not
+available here (LIBERO, RoboTwin, CALVIN).
 """
 
 from __future__ import annotations
@@ -13,28 +13,27 @@ from pathlib import Path
 
 from ..data.atomic import atomic_directory
 
-#: evo1 fields for a tiny model, as --policy.<field> values (strings, as on a command line).
-TINY_EVO1_FLAGS: dict[str, str] = {
-    "image_resolution": "[32,32]",
-    "embed_dim": "64",
-    "hidden_dim": "128",
-    "state_hidden_dim": "128",
-    "num_heads": "4",
-    "num_layers": "2",
-    "chunk_size": "8",
-    "n_action_steps": "8",
-    "vlm_num_layers": "4",
-    "vlm_dtype": "float32",
-    "use_flash_attn": "false",
-    "max_text_length": "256",
-    "num_inference_timesteps": "4",
-    "enable_gradient_checkpointing": "false",
-}
-
-
-def tiny_evo1_cli_flags(vlm_path: str | Path) -> list[str]:
-    """``--policy.*`` flags for ``lerobot-train --policy.type=evo1`` at tiny size."""
-    return [f"--policy.vlm_model_name={vlm_path}"] + [f"--policy.{k}={v}" for k, v in TINY_EVO1_FLAGS.items()]
+#: ``--policy.*`` flags of a tiny evo1 for the 32 px, 4-layer InternVL of ``build_tiny_internvl``
+#: (add ``--policy.vlm_model_name=<its path>``).
+TINY_EVO1_FLAGS: tuple[str, ...] = (
+    "--policy.type=evo1",
+    "--policy.image_resolution=[32,32]",
+    "--policy.embed_dim=64",
+    "--policy.hidden_dim=128",
+    "--policy.state_hidden_dim=128",
+    "--policy.num_heads=4",
+    "--policy.num_layers=2",
+    "--policy.chunk_size=8",
+    "--policy.n_action_steps=8",
+    "--policy.vlm_num_layers=4",
+    "--policy.vlm_dtype=float32",
+    "--policy.use_flash_attn=false",
+    "--policy.max_text_length=256",
+    "--policy.num_inference_timesteps=4",
+    "--policy.enable_gradient_checkpointing=false",
+    "--policy.device=cpu",
+    "--policy.push_to_hub=false",
+)
 
 
 def build_tiny_evo1_checkpoint(
@@ -64,7 +63,10 @@ def build_tiny_evo1_checkpoint(
     from lerobot.policies.factory import make_pre_post_processors
 
     values = {}
-    for key, text in TINY_EVO1_FLAGS.items():
+    for flag in TINY_EVO1_FLAGS:
+        key, text = flag.removeprefix("--policy.").split("=", 1)
+        if key in ("type", "device", "push_to_hub"):
+            continue
         try:
             value = json.loads(text)
         except json.JSONDecodeError:

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from lerobot_vla_plugins.protocols.cli import main
-from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
 from lerobot_vla_plugins.testing.sim_fakes import libero_success, robotwin_success
 
 FAKE_EVAL = f"{sys.executable} -m lerobot_vla_plugins.testing.fake_sim_eval"

@@ -12,7 +12,7 @@ import pytest
 
 from lerobot_vla_plugins.protocols.cli import main
 from lerobot_vla_plugins.testing import run_cli
-from lerobot_vla_plugins.testing.evo1 import tiny_evo1_cli_flags
+from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,8 @@ def trained_tiny_evo1(tmp_path_factory, metaworld_dataset, tiny_internvl):
     repo_id, root = metaworld_dataset
     out = tmp_path_factory.mktemp("train") / "run"
     run_cli(
-        "lerobot-train", "--policy.type=evo1", *tiny_evo1_cli_flags(tiny_internvl), "--policy.device=cpu",
-        "--policy.push_to_hub=false", f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", "--steps=4",
-        "--batch_size=2", "--num_workers=0", "--save_freq=4", f"--output_dir={out}",
+        "lerobot-train", *TINY_EVO1_FLAGS, f"--policy.vlm_model_name={tiny_internvl}", f"--dataset.repo_id={repo_id}",
+        f"--dataset.root={root}", "--steps=4", "--batch_size=2", "--num_workers=0", "--save_freq=4", f"--output_dir={out}",
     )  # fmt: skip
     return out / "checkpoints" / "last" / "pretrained_model"
 

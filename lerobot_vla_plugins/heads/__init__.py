@@ -1,0 +1,1 @@
+"""Action heads shared by the policies (one model per file)."""
