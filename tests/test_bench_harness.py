@@ -51,7 +51,11 @@ def test_filters_select_by_policy_type_and_size():
     assert pick(policies=["evo1"], sizes=["tiny"]) == ["evo1@tiny"]
     assert pick(policies=[], sizes=["tiny"]) == ["evo1@tiny", "vla_adapter (pro)@tiny"]
     assert pick(policies=["vla_adapter"], sizes=["tiny", "paper"]) == ["vla_adapter (pro)@tiny"]
-    with pytest.raises(ValueError, match="no bench case for \\['pi0'\\]; available: evo1, vla_adapter"):
+    # a case name selects that case only; "evo1" is upstream evo1, not its accelerated variant
+    cases.append(BenchCase("evo1 (accelerated)", "evo1", "tiny"))
+    assert pick(policies=["evo1"], sizes=["tiny"]) == ["evo1@tiny"]
+    assert pick(policies=["evo1 (accelerated)"], sizes=["tiny"]) == ["evo1 (accelerated)@tiny"]
+    with pytest.raises(ValueError, match=r"no bench case for \[.pi0.\]; available: evo1, evo1 \(accelerated\), vla_adapter, vla_adapter \(pro\)"):
         pick(policies=["pi0"])
     with pytest.raises(ValueError, match="--sizes"):
         pick(sizes=["huge"])

@@ -16,6 +16,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class BenchCase:
             "float32"}}``) for policies that manage their own precision; without an entry for the requested dtype
             the harness casts the whole policy with ``policy.to(dtype)``.
         notes: optional one-line remark printed under the tables (e.g. what differs from the paper's setting).
+        setup: optional function called with the built policy before it is measured (e.g. to switch on an
+            inference optimisation such as ``lerobot_vla_plugins.speed.evo1.accelerate_evo1``).
     """
 
     name: str
@@ -46,6 +49,7 @@ class BenchCase:
     paper_figure: str = ""
     dtype_overrides: dict = field(default_factory=dict)
     notes: str = ""
+    setup: Callable[[Any], Any] | None = None
 
     @property
     def key(self) -> str:

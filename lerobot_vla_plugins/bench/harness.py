@@ -59,27 +59,30 @@ class BenchSettings:
 
 
 def select_cases(settings: BenchSettings, cases: list[BenchCase] | None = None) -> list[BenchCase]:
-    """The cases matching ``settings.policies`` (policy type or case name) and ``settings.sizes``.
+    """The cases matching ``settings.policies`` and ``settings.sizes``, in discovery order.
+
+    A filter entry that is a case name selects the cases of that name (``evo1`` is upstream evo1, not
+    ``evo1 (accelerated)``); otherwise it selects every case of that policy type (``vla_adapter``).
 
     Raises:
         ValueError: a filter names a policy or size no case has (the message lists what exists).
     """
     cases = iter_cases() if cases is None else cases
-    known_policies = {c.policy_type for c in cases} | {c.name for c in cases}
-    unknown = [p for p in settings.policies if p not in known_policies]
+    names = {c.name for c in cases}
+    types = {c.policy_type for c in cases}
+    unknown = [p for p in settings.policies if p not in names | types]
     if unknown:
-        raise ValueError(
-            f"--policies: no bench case for {unknown}; available: {', '.join(sorted({c.policy_type for c in cases}))}"
-        )
+        raise ValueError(f"--policies: no bench case for {unknown}; available: {', '.join(sorted(names | types))}")
     bad_sizes = [s for s in settings.sizes if s not in {"tiny", "paper"}]
     if bad_sizes:
         raise ValueError(f"--sizes: {bad_sizes} is not a size; use tiny and/or paper")
-    return [
-        c
-        for c in cases
-        if (not settings.policies or c.policy_type in settings.policies or c.name in settings.policies)
-        and c.size in settings.sizes
-    ]
+
+    def wanted(case: BenchCase) -> bool:
+        if not settings.policies:
+            return True
+        return any(case.name == p if p in names else case.policy_type == p for p in settings.policies)
+
+    return [c for c in cases if wanted(c) and c.size in settings.sizes]
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -172,6 +175,7 @@ def run_benchmark(settings: BenchSettings, cases: list[BenchCase] | None = None,
                         "overrides": overrides, "features": case.features, "phase": phase, "batch_size": bsz,
                         "device": settings.device, "cast_dtype": cast, "repeats": settings.repeats,
                         "warmup": settings.warmup, "num_threads": settings.num_threads,
+                        "setup": case.setup is not None,
                     }
                     log(f"  {phase} batch={bsz} ...")
                     result = _run_worker(spec, workdir, settings.timeout_s, log)

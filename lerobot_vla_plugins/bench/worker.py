@@ -212,6 +212,11 @@ def build_policy(spec: dict):
     policy.to(spec["device"])
     if spec.get("cast_dtype"):
         policy.to(getattr(torch, spec["cast_dtype"]))
+    if spec.get("setup"):
+        from lerobot_vla_plugins.bench import iter_cases
+
+        (case,) = [c for c in iter_cases() if c.key == spec["case"]]
+        case.setup(policy)
     stats = synthetic_stats(cfg.input_features, cfg.output_features)
     preprocessor, postprocessor = make_pre_post_processors(cfg, dataset_stats=stats)
     return policy, preprocessor, postprocessor, cfg

@@ -34,6 +34,18 @@ def _tiny_backbone(scratch: Path) -> dict:
     return {"vlm_model_name": str(build_tiny_internvl(scratch / "tiny_internvl"))}
 
 
+def _accelerate(policy):
+    from lerobot_vla_plugins.speed.evo1 import accelerate_evo1
+
+    accelerate_evo1(policy)
+
+
+ACCELERATED_NOTES = (
+    "upstream evo1 + lerobot_vla_plugins.speed.evo1.accelerate_evo1 (context K/V once per query, vision tower on "
+    "present cameras only, SDPA attention); same outputs as evo1 (tests/test_speed_evo1.py)"
+)
+
+
 def cases() -> list[BenchCase]:
     return [
         BenchCase(
@@ -45,5 +57,14 @@ def cases() -> list[BenchCase]:
             overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False},
             dtype_overrides=DTYPE_OVERRIDES, paper_figure=EVO1_PAPER_FIGURE,
             notes="random weights of the published sizes; 32 denoising steps (LeRobot default; official server 50)",
+        ),
+        BenchCase(
+            name="evo1 (accelerated)", policy_type="evo1", size="tiny", overrides=TINY_OVERRIDES,
+            prepare=_tiny_backbone, dtype_overrides=DTYPE_OVERRIDES, setup=_accelerate, notes=ACCELERATED_NOTES,
+        ),
+        BenchCase(
+            name="evo1 (accelerated)", policy_type="evo1", size="paper",
+            overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False},
+            dtype_overrides=DTYPE_OVERRIDES, setup=_accelerate, notes=ACCELERATED_NOTES,
         ),
     ]
