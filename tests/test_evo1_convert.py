@@ -456,3 +456,17 @@ def test_bad_inputs_are_refused_with_the_fix_and_nothing_is_written(tmp_path, na
     with pytest.raises(ConversionError, match="config.json says chunk_size=50 but the weights have 8"):
         convert(tmp_path / "mismatch", tmp_path / "out", features="metaworld", vlm_model_name=str(native_internvl))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_lerobot_eval_runs_a_converted_checkpoint_in_metaworld(converted, tmp_path):
+    from lerobot_vla_plugins.testing import TEST_TASK
+
+    out = tmp_path / "eval"
+    run_cli(
+        "lerobot-eval", f"--policy.path={converted[0]}", "--env.type=metaworld", f"--env.task={TEST_TASK}",
+        "--eval.n_episodes=1", "--eval.batch_size=1", "--eval.use_async_envs=false", "--policy.device=cpu",
+        f"--output_dir={out}", timeout=3600,
+    )
+    info = json.loads((out / "eval_info.json").read_text())
+    assert info["overall"]["n_episodes"] == 1 and 0.0 <= info["overall"]["pc_success"] <= 100.0
