@@ -161,3 +161,12 @@ def test_smallest_gpu_adds_the_cuda_context_and_keeps_a_margin():
 def test_training_memory_extrapolates_only_the_activations_with_the_batch():
     run = {"batch_size": 2, "peak_bytes": 10 * GIB, "static_bytes": 6 * GIB}
     assert train_bytes_at(run, 8) == 6 * GIB + 4 * GIB * 4
+
+
+def test_saved_reports_are_rendered_again_without_measuring(tiny_report, tmp_path, capsys):
+    from lerobot_vla_plugins.bench.cli import main
+
+    report, markdown, _ = tiny_report
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    assert main([f"--from_json={tmp_path / 'r.json'}"]) == 0
+    assert capsys.readouterr().out.strip() == markdown.strip()

@@ -6,6 +6,7 @@ Examples::
     lerobot-vla-speed --policies=evo1 --sizes=tiny --batch_sizes=1 --repeats=3
     lerobot-vla-speed --policies=evo1,vla_adapter --sizes=paper --device=cuda --dtype=bfloat16
     lerobot-vla-speed --list=true                       # the cases that exist
+    lerobot-vla-speed --from_json=outputs/speed/speed.json   # the tables of a saved report
 
 Prints a markdown table and writes the full report (every sample, the machine) as JSON to ``--output_json``
 (``outputs/speed/speed.json`` by default) and the table to ``--output_md``.
@@ -54,6 +55,8 @@ class SpeedConfig:
     output_md: str = "outputs/speed/speed.md"
     # Only list the available cases.
     list: bool = False
+    # Re-render the tables of a saved JSON report (no measurement).
+    from_json: str | None = None
 
 
 def _split(text: str) -> list[str]:
@@ -92,6 +95,9 @@ def settings_from(cfg: SpeedConfig) -> BenchSettings:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     cfg = draccus.parse(SpeedConfig, args=sys.argv[1:] if argv is None else argv)
+    if cfg.from_json:
+        print(format_markdown(json.loads(Path(cfg.from_json).read_text())))
+        return 0
     try:
         settings = settings_from(cfg)
         cases = select_cases(settings)

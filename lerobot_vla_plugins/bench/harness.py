@@ -281,10 +281,13 @@ def format_markdown(report: dict) -> str:
         f"Machine: {where}; torch {m['torch']}, LeRobot {m['lerobot']}; device {s['device']}, dtype {s['dtype']}; "
         f"{s['repeats']} repeats after {s['warmup']} warm-up, median (min-max); memory: {mem_kind}.",
         "",
-        "| policy | size | params | batch | select_action refresh ms | per action ms | actions/s | queries/s (Hz) "
-        "| peak memory GiB | smallest GPU, inference (estimate) | paper figure |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| policy | size | params | batch | select_action refresh ms | x evo1 | per action ms | actions/s "
+        "| queries/s (Hz) | peak memory GiB | smallest GPU, inference (estimate) | paper figure |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    infer_ratio = {b: ratios(report, "evo1", "infer", b) for b in s["batch_sizes"]}
+    train_ratio = {b: ratios(report, "evo1", "train", b) for b in s["batch_sizes"]}
+    fmt_ratio = lambda r: "-" if r is None else f"{r:.2f}"  # noqa: E731
     notes = []
     for entry in report["cases"]:
         summ = case_summary(entry)
@@ -298,27 +301,29 @@ def format_markdown(report: dict) -> str:
         for b, inf in sorted(summ["infer"].items()):
             lines.append(
                 f"| {entry['name']} | {entry['size']} | {_params(inf['params_total'])} | {b} | {_ms(inf['refresh_s'])} "
-                f"| {_ms(inf['per_action_s'])} | {_num(inf['actions_per_s'])} | {_num(inf['queries_per_s'], '{:.2f}')} "
+                f"| {fmt_ratio(infer_ratio.get(b, {}).get(entry['case']))} | {_ms(inf['per_action_s'])} | {_num(inf['actions_per_s'])} | {_num(inf['queries_per_s'], '{:.2f}')} "
                 f"| {_gib(inf['peak_bytes'])} | {summ['gpu_estimate'].get('inference_b1', '-') if b == min(summ['infer']) else ''} "
                 f"| {entry['paper_figure'] if b == min(summ['infer']) else ''} |"
             )
     lines += [
         "",
-        "| policy | size | trainable params | batch | train step ms | peak memory GiB | smallest GPU, training batch 8 (estimate) |",
-        "|---|---|---|---|---|---|---|",
+        "| policy | size | trainable params | batch | train step ms | x evo1 | peak memory GiB "
+        "| smallest GPU, training batch 8 (estimate) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["cases"]:
         summ = case_summary(entry)
         for b, tr in sorted(summ["train"].items()):
             lines.append(
                 f"| {entry['name']} | {entry['size']} | {_params(tr['params_trainable'])} | {b} | {_ms(tr['step_s'])} "
-                f"| {_gib(tr['peak_bytes'])} | {summ['gpu_estimate'].get('training_b8', '-') if b == max(summ['train']) else ''} |"
+                f"| {fmt_ratio(train_ratio.get(b, {}).get(entry['case']))} | {_gib(tr['peak_bytes'])} | {summ['gpu_estimate'].get('training_b8', '-') if b == max(summ['train']) else ''} |"
             )
     lines += [
         "",
         "select_action refresh: one `select_action` call that runs the model (new chunk); per action: a whole chunk "
         "(refresh + queued pops) divided by `n_action_steps`; actions/s: batch x n_action_steps / chunk time; "
-        "queries/s: 1 / refresh. Pre/post-processor time is excluded (it is in the JSON as processors_s).",
+        "queries/s: 1 / refresh; x evo1: median time relative to upstream evo1 at the same size and batch, measured in "
+        "this run (> 1 is slower). Pre/post-processor time is excluded (it is in the JSON as processors_s).",
         f"Smallest GPU (estimate, not measured): measured peak + {CUDA_OVERHEAD_BYTES / GIB:.2f} GiB CUDA context, "
         f"within {USABLE_FRACTION:.0%} of the card; training at batch 8 extrapolates activations linearly from the "
         "largest measured batch. Measured in the run's dtype, so a float32 CPU measurement overstates a bf16 GPU run.",
