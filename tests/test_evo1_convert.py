@@ -470,3 +470,30 @@ def test_lerobot_eval_runs_a_converted_checkpoint_in_metaworld(converted, tmp_pa
     )
     info = json.loads((out / "eval_info.json").read_text())
     assert info["overall"]["n_episodes"] == 1 and 0.0 <= info["overall"]["pc_success"] <= 100.0
+
+
+def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
+    """InternVL3-1B (remote layout, 14 of 24 language layers kept) + the official head, on the meta device: every
+    converted tensor has the name and shape LeRobot's paper-size evo1 expects (no weights involved)."""
+    from transformers import AutoModel
+
+    from lerobot.policies.evo1.configuration_evo1 import Evo1Config
+    from lerobot.policies.evo1.flow_matching import FlowmatchingActionHead
+
+    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.convert.evo1 import check_against_policy, convert_state_dict
+    from lerobot_vla_plugins.presets import weightless_pretrained
+
+    with weightless_pretrained("meta"), torch.device("meta"):
+        native = AutoModel.from_pretrained("OpenGVLab/InternVL3-1B-hf").state_dict()
+        head = FlowmatchingActionHead(action_dim=50 * 24, horizon=50, per_action_dim=24, state_dim=24, state_hidden_dim=1024)
+    remote = {k: v for k, v in native_to_remote(native).items() if not any(f"model.layers.{i}." in k for i in range(14, 24))}
+    official = {f"embedder.model.{k}": v for k, v in remote.items()}
+    official.update({f"action_head.{k}": v for k, v in head.state_dict().items()})
+    state_dict, layers = convert_state_dict(official)
+    assert layers == 14
+    inputs, outputs = metaworld_features()
+    config = Evo1Config(input_features=inputs, output_features=outputs)  # paper defaults: InternVL3-1B-hf, 14 layers
+    check_against_policy(state_dict, config)  # raises on any missing, unexpected or mis-shaped tensor
+    params = sum(v.numel() for k, v in state_dict.items() if not k.endswith(".pe"))
+    assert params == pytest.approx(0.77e9, rel=0.01)
