@@ -4,6 +4,9 @@ A *bench case* names a policy type at one size. Cases live one module per policy
 ``lerobot_vla_plugins/bench/cases/<policy>.py``, each defining ``cases() -> list[BenchCase]``; the harness
 discovers them, builds every case's policy with random weights (``weightless_pretrained`` for paper-size
 backbones, the testing kit for tiny ones) and times them all in one run, so ratios are meaningful.
+
+The harness itself lives in ``harness.py`` (orchestration, tables), ``worker.py`` (one measurement in a fresh
+process) and ``cli.py`` (the ``lerobot-vla-speed`` command).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,12 @@ class BenchCase:
             more overrides (typically the backbone path). None when nothing must be built.
         features: policy features, ``"metaworld"`` or a LeRobot dataset root (as ``lerobot-vla-info``).
         paper_figure: the figure the paper reports for this model, quoted in the tables (e.g. "0.036 s / chunk, H100").
+        dtype_overrides: optional config overrides per harness ``--dtype`` (e.g. ``{"float32": {"vlm_dtype":
+            "float32"}}``) for policies that manage their own precision; without an entry for the requested dtype
+            the harness casts the whole policy with ``policy.to(dtype)``.
+        notes: optional one-line remark printed under the tables (e.g. what differs from the paper's setting).
+        setup: optional function called with the built policy before it is measured (e.g. to switch on an
+            inference optimisation such as ``lerobot_vla_plugins.speed.evo1.accelerate_evo1``).
     """
 
     name: str
@@ -37,6 +47,14 @@ class BenchCase:
     prepare: Callable[[Path], dict] | None = None
     features: str = "metaworld"
     paper_figure: str = ""
+    dtype_overrides: dict = field(default_factory=dict)
+    notes: str = ""
+    setup: Callable[[Any], Any] | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique id of the case in a run: ``<name>@<size>``."""
+        return f"{self.name}@{self.size}"
 
 
 def iter_cases() -> list[BenchCase]:

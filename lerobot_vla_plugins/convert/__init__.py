@@ -1,1 +1,1 @@
-"""Converters from the papers' released checkpoints to this collection's layouts."""
+"""Converters from the papers' released checkpoints to LeRobot checkpoint directories."""

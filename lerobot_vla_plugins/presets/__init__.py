@@ -74,7 +74,13 @@ def weightless_device() -> str | None:
 
 
 class _PresetTokenizer:
-    """A tiny byte-level BPE tokenizer that reports a preset's ids for its special tokens."""
+    """A tiny byte-level BPE tokenizer that uses a preset's ids for its special tokens.
+
+    Special tokens get the preset's ids everywhere: ``convert_tokens_to_ids``, the ``*_token_id``
+    attributes and the ``input_ids`` it returns, so a randomly initialised full-size model (built on a
+    real device for benchmarks) finds its image placeholders where the real tokenizer would put them.
+    Ordinary text maps to small ids, valid in any real vocabulary.
+    """
 
     def __init__(self, hub_id: str):
         from lerobot_vla_plugins.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
@@ -83,17 +89,41 @@ class _PresetTokenizer:
         specials = list(dict.fromkeys([*DEFAULT_SPECIAL_TOKENS, *ids]))
         self._tok = train_byte_level_bpe(vocab_size=384, special_tokens=specials)
         self._ids = ids
+        # tiny id -> preset id, for the special tokens the preset names
+        self._remap = {self._tok.convert_tokens_to_ids(t): i for t, i in ids.items()}
 
     def convert_tokens_to_ids(self, tokens):
         if isinstance(tokens, str):
             return self._ids.get(tokens, self._tok.convert_tokens_to_ids(tokens))
         return [self.convert_tokens_to_ids(t) for t in tokens]
 
+    def _map_ids(self, ids):
+        import torch
+
+        if isinstance(ids, torch.Tensor):
+            out = ids.clone()
+            for tiny, real in self._remap.items():
+                out[ids == tiny] = real
+            return out
+        if isinstance(ids, int):
+            return self._remap.get(ids, ids)
+        if hasattr(ids, "tolist"):  # numpy
+            import numpy as np
+
+            return np.vectorize(lambda i: self._remap.get(int(i), int(i)))(ids).astype(ids.dtype)
+        return [self._map_ids(i) for i in ids]
+
     def __getattr__(self, name):
-        return getattr(self._tok, name)
+        value = getattr(self._tok, name)
+        if name.endswith("_token_id") and isinstance(value, int):
+            return self._remap.get(value, value)
+        return value
 
     def __call__(self, *args, **kwargs):
-        return self._tok(*args, **kwargs)
+        encoding = self._tok(*args, **kwargs)
+        if "input_ids" in encoding:
+            encoding["input_ids"] = self._map_ids(encoding["input_ids"])
+        return encoding
 
     def __len__(self) -> int:
         return len(self._tok)

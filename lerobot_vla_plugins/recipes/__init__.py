@@ -1,2 +1,2 @@
-"""Recipes: the papers' settings for LeRobot's own policies (e.g. upstream ``evo1``), as plain data and
-functions used by the command-line tools. Nothing here registers anything with LeRobot."""
+"""Recipes: the papers' settings and multi-stage schedules for LeRobot's own policies (e.g. upstream ``evo1``),
+run with LeRobot's own commands. Nothing here registers anything with LeRobot."""

@@ -1,0 +1,70 @@
+"""Upstream LeRobot ``evo1`` (the reference every policy of ours is compared with).
+
+* tiny: the testing kit's tiny InternVL (2-layer vision tower, 4-layer Qwen2, 32x32 images) and a 2-layer head.
+* paper: Evo-1's published size (InternVL3-1B-hf truncated to 14 language layers, 8-layer 896-wide head,
+  horizon 50, 24-D padding; 0.77B parameters), built from the shipped config preset with random weights.
+  ``num_inference_timesteps`` stays at LeRobot's default (32); the official server uses 50 (reference notes B4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lerobot_vla_plugins.bench import BenchCase
+
+#: Tiny sizes shared with the core tests (tests/test_evo1_end_to_end.py).
+TINY_OVERRIDES = dict(
+    image_resolution=(32, 32), embed_dim=64, hidden_dim=128, state_hidden_dim=128, num_heads=4, num_layers=2,
+    chunk_size=8, n_action_steps=8, vlm_num_layers=4, use_flash_attn=False, max_text_length=256,
+    num_inference_timesteps=4, enable_gradient_checkpointing=False,
+)
+
+#: evo1 keeps its VLM in ``vlm_dtype`` and wraps CUDA forwards in bf16 autocast when ``use_amp``.
+DTYPE_OVERRIDES = {
+    "float32": {"vlm_dtype": "float32", "use_amp": False},
+    "bfloat16": {"vlm_dtype": "bfloat16", "use_amp": True},
+}
+
+EVO1_PAPER_FIGURE = "16.4 Hz, 2.3 GB (RTX 4090d, Evo-1 Table 2)"
+
+
+def _tiny_backbone(scratch: Path) -> dict:
+    from lerobot_vla_plugins.testing import build_tiny_internvl
+
+    return {"vlm_model_name": str(build_tiny_internvl(scratch / "tiny_internvl"))}
+
+
+def _accelerate(policy):
+    from lerobot_vla_plugins.speed.evo1 import accelerate_evo1
+
+    accelerate_evo1(policy)
+
+
+ACCELERATED_NOTES = (
+    "upstream evo1 + lerobot_vla_plugins.speed.evo1.accelerate_evo1 (context K/V once per query, vision tower on "
+    "present cameras only, SDPA attention); same outputs as evo1 (tests/test_speed_evo1.py)"
+)
+
+
+def cases() -> list[BenchCase]:
+    return [
+        BenchCase(
+            name="evo1", policy_type="evo1", size="tiny", overrides=TINY_OVERRIDES, prepare=_tiny_backbone,
+            dtype_overrides=DTYPE_OVERRIDES,
+        ),
+        BenchCase(
+            name="evo1", policy_type="evo1", size="paper",
+            overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False},
+            dtype_overrides=DTYPE_OVERRIDES, paper_figure=EVO1_PAPER_FIGURE,
+            notes="random weights of the published sizes; 32 denoising steps (LeRobot default; official server 50)",
+        ),
+        BenchCase(
+            name="evo1 (accelerated)", policy_type="evo1", size="tiny", overrides=TINY_OVERRIDES,
+            prepare=_tiny_backbone, dtype_overrides=DTYPE_OVERRIDES, setup=_accelerate, notes=ACCELERATED_NOTES,
+        ),
+        BenchCase(
+            name="evo1 (accelerated)", policy_type="evo1", size="paper",
+            overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False},
+            dtype_overrides=DTYPE_OVERRIDES, setup=_accelerate, notes=ACCELERATED_NOTES,
+        ),
+    ]

@@ -1,0 +1,281 @@
+"""Evo-1's two-stage training as one command (``lerobot-vla-evo1-recipe``), on LeRobot's own ``evo1``.
+
+Evo-1 (paper Sec. 3.3; supplement Sec. 1.1, Tables 1-2) trains in two stages:
+
+* stage 1, action-expert alignment: the whole InternVL3 backbone frozen, the integration module and the action
+  expert trained (LeRobot: ``--policy.training_stage=stage1``, which freezes ``model.embedder``);
+* stage 2, full fine-tuning: everything trained, starting from stage 1's final weights with a fresh optimizer
+  and schedule (official: ``--resume --resume_pretrain``; LeRobot: a new ``lerobot-train`` run with
+  ``--policy.path=<stage 1 checkpoint> --policy.training_stage=stage2``).
+
+Both stages run ``lerobot-train`` with the supplement's Meta-World hyperparameters as defaults: learning rate
+1e-5, batch 16, 10k + 65k steps, 1k warm-up steps, gradient clipping 1.0, weight decay 1e-3, log every 10 steps,
+horizon 50, state and action padded to 24, dropout 0.2, 448x448 images, augmentation on, 8 DiT layers.
+
+Resumable: the output directory holds ``stage1/`` and ``stage2/`` (ordinary ``lerobot-train`` run directories).
+Running the same command again skips a finished stage and resumes an interrupted one from its last checkpoint
+(``--config_path=.../train_config.json --resume=true``); raising ``--stage2_steps`` continues stage 2.
+
+Usage::
+
+    lerobot-vla-evo1-recipe --dataset.repo_id=local/metaworld_mt50 --dataset.root=data/metaworld_mt50 \\
+        --output_dir=outputs/evo1_metaworld [--stage1_steps=10000 --stage2_steps=65000 --batch_size=16] \\
+        [any lerobot-train option, e.g. --policy.device=cuda --num_workers=8 --wandb.enable=true] \\
+        [--stage2.policy.push_to_hub=true --stage2.policy.repo_id=me/evo1_metaworld]
+
+Options that are not the recipe's own are passed to ``lerobot-train`` for both stages; prefix them with
+``--stage1.`` or ``--stage2.`` to pass them to one stage only. ``--dry_run=true`` prints the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: Supplement Table 1 (optimisation, both stages) and Table 2 (model and input) for Meta-World.
+PAPER = {
+    "stage1_steps": 10_000,
+    "stage2_steps": 65_000,
+    "batch_size": 16,
+    "lr": 1e-5,
+    "warmup_steps": 1_000,
+    "grad_clip_norm": 1.0,
+    "weight_decay": 1e-3,
+    "log_freq": 10,
+    "horizon": 50,
+    "pad_dim": 24,
+    "dropout": 0.2,
+    "image_size": 448,
+    "dit_layers": 8,
+    "augmentation": True,
+}
+
+
+@dataclass
+class RecipeConfig:
+    dataset_repo_id: str
+    dataset_root: str | None
+    output_dir: Path
+    stage1_steps: int = PAPER["stage1_steps"]
+    stage2_steps: int = PAPER["stage2_steps"]
+    batch_size: int = PAPER["batch_size"]
+    lr: float = PAPER["lr"]
+    warmup_steps: int = PAPER["warmup_steps"]
+    grad_clip_norm: float = PAPER["grad_clip_norm"]
+    weight_decay: float = PAPER["weight_decay"]
+    dropout: float = PAPER["dropout"]
+    log_freq: int = PAPER["log_freq"]
+    save_freq: int = 5_000
+    augmentation: bool = PAPER["augmentation"]
+    #: run stage 1 only ("1") or both ("2")
+    until_stage: int = 2
+    dry_run: bool = False
+    #: lerobot-train options for both stages / for one stage ("--key=value" strings)
+    extra: list[str] = field(default_factory=list)
+    stage_extra: dict[int, list[str]] = field(default_factory=lambda: {1: [], 2: []})
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_args(argv: list[str]) -> RecipeConfig:
+    """The recipe's options; every other ``--key=value`` is kept for ``lerobot-train``."""
+    p = argparse.ArgumentParser(prog="lerobot-vla-evo1-recipe", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset.repo_id", dest="repo_id", required=True)
+    p.add_argument("--dataset.root", dest="root", default=None)
+    p.add_argument("--output_dir", required=True)
+    for name in ("stage1_steps", "stage2_steps", "batch_size", "warmup_steps", "log_freq", "save_freq"):
+        p.add_argument(f"--{name}", type=int, default=RecipeConfig.__dataclass_fields__[name].default)
+    for name in ("lr", "grad_clip_norm", "weight_decay", "dropout"):
+        p.add_argument(f"--{name}", type=float, default=RecipeConfig.__dataclass_fields__[name].default)
+    p.add_argument("--augmentation", type=_bool, default=PAPER["augmentation"])
+    p.add_argument("--until_stage", type=int, choices=(1, 2), default=2)
+    p.add_argument("--dry_run", type=_bool, default=False)
+    args, rest = p.parse_known_args(argv)
+    for name in ("stage1_steps", "stage2_steps", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
+    extra, stage_extra = [], {1: [], 2: []}
+    for item in rest:
+        if not item.startswith("--") or "=" not in item:
+            p.error(f"unrecognised argument {item!r}: lerobot-train options are passed as --key=value")
+        for stage in (1, 2):
+            if item.startswith(f"--stage{stage}."):
+                stage_extra[stage].append("--" + item.removeprefix(f"--stage{stage}."))
+                break
+        else:
+            extra.append(item)
+    for item in extra + stage_extra[1] + stage_extra[2]:
+        key = item.split("=", 1)[0]
+        if key in ("--output_dir", "--steps", "--resume", "--config_path", "--policy.path", "--policy.type",
+                   "--policy.training_stage", "--dataset.repo_id", "--dataset.root"):
+            p.error(f"{key} is set by the recipe for each stage; use the recipe's own options instead")
+    return RecipeConfig(
+        dataset_repo_id=args.repo_id, dataset_root=args.root, output_dir=Path(args.output_dir),
+        stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps, batch_size=args.batch_size, lr=args.lr,
+        warmup_steps=args.warmup_steps, grad_clip_norm=args.grad_clip_norm, weight_decay=args.weight_decay,
+        dropout=args.dropout, log_freq=args.log_freq, save_freq=args.save_freq, augmentation=args.augmentation,
+        until_stage=args.until_stage, dry_run=args.dry_run, extra=extra, stage_extra=stage_extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+
+def last_step(run_dir: Path) -> int | None:
+    """The step of ``run_dir``'s last checkpoint, None when it has none."""
+    path = run_dir / "checkpoints" / "last" / "training_state" / "training_step.json"
+    if not path.is_file():
+        return None
+    return int(json.loads(path.read_text())["step"])
+
+
+def _merge(defaults: dict[str, str], *overrides: list[str]) -> list[str]:
+    """``--key=value`` list: the defaults, each replaced by a user option with the same key (kept in order)."""
+    merged = dict(defaults)
+    for items in overrides:
+        for item in items:
+            key, value = item.split("=", 1)
+            merged.pop(key, None)
+            merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def hyperparameters(cfg: RecipeConfig) -> dict[str, str]:
+    """The supplement's settings as lerobot-train options shared by both stages."""
+    return {
+        "--batch_size": str(cfg.batch_size),
+        "--log_freq": str(cfg.log_freq),
+        "--save_freq": str(cfg.save_freq),
+        "--dataset.image_transforms.enable": str(cfg.augmentation).lower(),
+        "--policy.optimizer_lr": str(cfg.lr),
+        "--policy.scheduler_warmup_steps": str(cfg.warmup_steps),
+        "--policy.optimizer_grad_clip_norm": str(cfg.grad_clip_norm),
+        "--policy.optimizer_weight_decay": str(cfg.weight_decay),
+        "--policy.dropout": str(cfg.dropout),
+        "--policy.push_to_hub": "false",
+    }
+
+
+def _model_settings() -> dict[str, str]:
+    """Supplement Table 2: the model and input settings stage 1 creates the policy with (stage 2 inherits them)."""
+    return {
+        "--policy.chunk_size": str(PAPER["horizon"]),
+        "--policy.n_action_steps": str(PAPER["horizon"]),
+        "--policy.max_state_dim": str(PAPER["pad_dim"]),
+        "--policy.max_action_dim": str(PAPER["pad_dim"]),
+        "--policy.image_resolution": f"[{PAPER['image_size']},{PAPER['image_size']}]",
+        "--policy.num_layers": str(PAPER["dit_layers"]),
+    }
+
+
+@dataclass
+class Step:
+    """One lerobot-train invocation of the plan (or a stage that is already done)."""
+
+    stage: int
+    action: str  # "train", "resume" or "done"
+    args: list[str]
+    reset_dir: bool = False  # remove a stage directory that holds no checkpoint (an aborted start)
+
+
+def plan(cfg: RecipeConfig) -> list[Step]:
+    """What to run, from the state of ``output_dir``: fresh, resume or skip each stage.
+
+    Raises:
+        ValueError: the directory holds a stage-2 run but stage 1 is unfinished, or a stage ran further
+            than asked (the message says which option to raise).
+    """
+    dataset = [f"--dataset.repo_id={cfg.dataset_repo_id}"] + ([f"--dataset.root={cfg.dataset_root}"] if cfg.dataset_root else [])
+    steps: list[Step] = []
+    stage_dirs = {1: cfg.output_dir / "stage1", 2: cfg.output_dir / "stage2"}
+    targets = {1: cfg.stage1_steps, 2: cfg.stage2_steps}
+    done = {s: last_step(d) for s, d in stage_dirs.items()}
+    if done[2] is not None and (done[1] is None or done[1] < cfg.stage1_steps):
+        raise ValueError(
+            f"{stage_dirs[2]} has a stage-2 run but stage 1 stopped at step {done[1]} of {cfg.stage1_steps}; "
+            "use a new --output_dir or the --stage1_steps that run used"
+        )
+    for stage in (1, 2)[: cfg.until_stage]:
+        run_dir, target, at = stage_dirs[stage], targets[stage], done[stage]
+        if at is not None and at > target:
+            raise ValueError(f"{run_dir} is already at step {at} > --stage{stage}_steps={target}; pass a larger value")
+        if at == target:
+            steps.append(Step(stage, "done", []))
+            continue
+        if at is not None:
+            config_path = run_dir / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+            args = [f"--config_path={config_path}", "--resume=true", f"--steps={target}"]
+            steps.append(Step(stage, "resume", args + cfg.extra + cfg.stage_extra[stage]))
+            continue
+        common = hyperparameters(cfg)
+        if stage == 1:
+            first = {"--policy.type": "evo1", "--policy.training_stage": "stage1", **_model_settings()}
+        else:
+            stage1_model = stage_dirs[1] / "checkpoints" / "last" / "pretrained_model"
+            first = {"--policy.path": str(stage1_model), "--policy.training_stage": "stage2"}
+        args = _merge({**first, **common}, cfg.extra, cfg.stage_extra[stage])
+        args = dataset + [f"--output_dir={run_dir}", f"--steps={target}"] + args
+        steps.append(Step(stage, "train", args, reset_dir=run_dir.exists()))
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _lerobot_train() -> str:
+    exe = Path(sys.executable).parent / "lerobot-train"
+    return str(exe) if exe.exists() else "lerobot-train"
+
+
+def run(cfg: RecipeConfig, runner=subprocess.run) -> int:
+    """Execute the plan; returns the exit status of the first failing lerobot-train (0 when all succeed)."""
+    try:
+        steps = plan(cfg)
+    except ValueError as err:
+        print(f"lerobot-vla-evo1-recipe: error: {err}", file=sys.stderr)
+        return 2
+    for step in steps:
+        name = f"stage {step.stage} ({'VLM frozen' if step.stage == 1 else 'full fine-tuning'})"
+        if step.action == "done":
+            print(f"[evo1-recipe] {name}: already done", flush=True)
+            continue
+        cmd = [_lerobot_train(), *step.args]
+        print(f"[evo1-recipe] {name}: {step.action}\n  {' '.join(cmd)}", flush=True)
+        if cfg.dry_run:
+            continue
+        if step.reset_dir:
+            # lerobot-train refuses an existing output_dir without --resume; this one has no checkpoint to lose.
+            print(f"[evo1-recipe] removing {cfg.output_dir / f'stage{step.stage}'} (an aborted start, no checkpoint)")
+            shutil.rmtree(cfg.output_dir / f"stage{step.stage}")
+        rc = runner(cmd).returncode
+        if rc != 0:
+            print(f"[evo1-recipe] {name} failed (exit {rc}); run the same command again to resume", file=sys.stderr)
+            return rc
+    if not cfg.dry_run:
+        final = cfg.output_dir / f"stage{cfg.until_stage}" / "checkpoints" / "last" / "pretrained_model"
+        print(f"[evo1-recipe] done: --policy.path={final}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
