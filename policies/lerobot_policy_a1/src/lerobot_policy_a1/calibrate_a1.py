@@ -16,7 +16,7 @@ matching ``exit_fm_steps`` / ``exit_warm_start``, overridable with ``--policy.<f
 accepted by a policy with the same settings.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: lerobot.configs.parser.wrap reads the real type of `cfg`
 
 import logging
 import os
