@@ -205,8 +205,13 @@ def main() -> int:
     register_third_party_plugins()
     try:
         _calibrate_cli()
-    except ValueError as err:
-        print(f"lerobot-a1-calibrate: error: {err}", file=sys.stderr)
+    except Exception as err:  # draccus wraps config errors in ParsingError: report the root cause
+        root = err
+        while root.__cause__ is not None:
+            root = root.__cause__
+        if not isinstance(root, ValueError):
+            raise
+        print(f"lerobot-a1-calibrate: error: {root}", file=sys.stderr)
         return 2
     return 0
 
