@@ -732,6 +732,6 @@ def _write_stats_next_to_eval_info(stats: ExitStats, start_time: float) -> Path 
     if out is None or not (out / "eval_info.json").is_file():
         logger.warning("a1: no eval_info.json found; exit statistics not written (policy.write_exit_stats(path) writes them)")
         return None
-    path = stats.write(out / EXIT_STATS_FILE)
+    path = stats.write(out.absolute() / EXIT_STATS_FILE)
     logger.info("a1: exit statistics written to %s", path)
     return path
