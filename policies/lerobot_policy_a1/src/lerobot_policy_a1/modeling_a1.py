@@ -575,8 +575,7 @@ class A1Policy(PreTrainedPolicy):
     def predict_action_chunk(self, batch: dict[str, Tensor], generator: torch.Generator | None = None, **kwargs) -> Tensor:
         """(B, T, A) normalised action chunk. With a calibration, early exit (and truncated flow matching);
         otherwise full depth. Records the exit layer, executed-layer fraction and FLOPs of every sample in
-        ``last_exit_info`` and ``exit_stats``."""
-        self.eval()
+        ``last_exit_info`` and (in eval mode) ``exit_stats``."""
         m = self.model
         if self.early_exit_active:
             res, n = m.predict_early_exit(batch, self.calibration.thresholds, memory=self._warm_memory, generator=generator)
@@ -619,7 +618,6 @@ class A1Policy(PreTrainedPolicy):
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
         """(B, A): the next action of the current chunk; a new chunk is predicted every n_action_steps."""
-        self.eval()
         if len(self._queue) == 0:
             chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
             self._queue.extend(chunk.transpose(0, 1))
