@@ -83,24 +83,21 @@ def test_checkpoint_loads_through_the_lerobot_eval_path_and_acts_on_a_real_metaw
         env.close()
 
 
-def test_calibrate_stores_thresholds_that_the_eval_path_then_uses(trained_fm, metaworld_dataset, tmp_path):
+def test_calibrate_stores_thresholds_that_the_eval_path_then_uses(trained_fm, metaworld_dataset, tmp_path, monkeypatch, capsys):
     import shutil
+
+    from lerobot_policy_a1.calibrate_a1 import main
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(_ckpt(trained_fm), ckpt)
     repo_id, root = metaworld_dataset
-    proc = run_cli(
-        "lerobot-a1-calibrate",
-        f"--policy.path={ckpt}",
-        f"--dataset.repo_id={repo_id}",
-        f"--dataset.root={root}",
-        "--exit_dist=exp",
-        "--exit_ratio=1.0",
-        "--num_samples=12",
-        "--batch_size=6",
-        "--policy.device=cpu",
-    )
-    assert "expected executed layers" in proc.stdout
+    # the lerobot-a1-calibrate entry point, run in this process (its command line parsed from sys.argv)
+    monkeypatch.setattr("sys.argv", [
+        "lerobot-a1-calibrate", f"--policy.path={ckpt}", f"--dataset.repo_id={repo_id}", f"--dataset.root={root}",
+        "--exit_dist=exp", "--exit_ratio=1.0", "--num_samples=12", "--batch_size=6", "--policy.device=cpu",
+    ])
+    assert main() == 0
+    assert "expected executed layers" in capsys.readouterr().out
     cal = json.loads((ckpt / "exit_calibration.json").read_text())
     assert cal["exit_layers"] == [1, 2, 3] and cal["num_samples"] == 12 and cal["thresholds"][-1] == "inf"
     from safetensors.torch import load_file

@@ -493,7 +493,7 @@ class A1Model(nn.Module):
             conn = 2 * linear_flops(proj.w1.in_features, proj.w1.out_features, m) + linear_flops(proj.w2.in_features, proj.w2.out_features, m)
             return int(vit + pool + conn)
         _, vision = self.backbone_groups()
-        return int(2 * sum(p.numel() for p in vision) * max(1, bb.num_image_tokens))
+        return int(2 * sum(p.numel() for p in vision) * max(1, int(getattr(bb, "num_image_tokens", 1))))
 
     def layer_flops(self, prefix_len: int) -> int:
         cfg = self.backbone.decoder.config
@@ -609,8 +609,10 @@ class A1Policy(PreTrainedPolicy):
         prompt = self.model.prompts(batch, 1)[0]
         if bb.family == "molmo":
             n = int(bb.prompt_ids(prompt, views).numel())
-        else:
+        elif hasattr(bb, "tokenizer"):
             n = len(bb.tokenizer(prompt, add_special_tokens=False).input_ids)
+        else:  # a family without a text tokenizer attribute: the prompt characters as an upper bound
+            n = len(prompt)
         if not self.model.is_flow_matching:  # the state token and the query tokens
             n += 1 + self.model.head.query.shape[0]
         return n
