@@ -9,7 +9,6 @@ Shapes: B batch, T chunk, A action dim.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

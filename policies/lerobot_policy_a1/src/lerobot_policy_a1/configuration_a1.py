@@ -20,7 +20,7 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode
 from lerobot.optim.optimizers import AdamWConfig
 from lerobot.optim.schedulers import LRSchedulerConfig
-from lerobot.utils.constants import ACTION, OBS_STATE
+from lerobot.utils.constants import OBS_STATE
 
 HEADS = ("flow_matching", "mlp")
 EXIT_TRAINING = ("none", "random", "all")
@@ -230,4 +230,4 @@ class A1SchedulerConfig(LRSchedulerConfig):
         return LambdaLR(optimizer, lambdas, -1)
 
 
-__all__ = ["A1Config", "A1SchedulerConfig", "ACTION"]
+__all__ = ["A1Config", "A1SchedulerConfig"]
