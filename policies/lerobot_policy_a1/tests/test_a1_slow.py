@@ -12,7 +12,8 @@ import pytest
 
 from lerobot_vla_plugins.testing.fixtures import run_cli
 
-pytestmark = pytest.mark.slow
+# a lerobot-eval episode alone is ~2 min on a quiet 2-core CPU; a loaded machine needs far more than the default 900 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def _ckpt(out: Path) -> Path:
