@@ -26,8 +26,11 @@ from lerobot.envs.configs import EnvConfig
 from lerobot.robots.config import RobotConfig
 from lerobot.teleoperators.config import TeleoperatorConfig
 from lerobot.cameras.configs import CameraConfig
+from lerobot.optim.optimizers import OptimizerConfig
+from lerobot.optim.schedulers import LRSchedulerConfig
 regs = {"PreTrainedConfig": PreTrainedConfig, "EnvConfig": EnvConfig, "RobotConfig": RobotConfig,
-        "TeleoperatorConfig": TeleoperatorConfig, "CameraConfig": CameraConfig}
+        "TeleoperatorConfig": TeleoperatorConfig, "CameraConfig": CameraConfig,
+        "OptimizerConfig": OptimizerConfig, "LRSchedulerConfig": LRSchedulerConfig}
 snap = lambda: {k: sorted(r.get_known_choices()) for k, r in regs.items()}
 builtin = snap()
 import lerobot_vla_plugins, lerobot_vla_plugins.backbones, lerobot_vla_plugins.data, lerobot_vla_plugins.presets
