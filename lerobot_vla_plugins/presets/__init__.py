@@ -74,7 +74,9 @@ def weightless_device() -> str | None:
 
 
 class _PresetTokenizer:
-    """A tiny byte-level BPE tokenizer that reports a preset's ids for its special tokens."""
+    """A tiny byte-level BPE tokenizer that reports a preset's ids for its special tokens, both from
+    ``convert_tokens_to_ids`` and in the ``input_ids`` it returns (so prompts with image or query
+    placeholders line up with the model's config when a paper-size model runs with random weights)."""
 
     def __init__(self, hub_id: str):
         from lerobot_vla_plugins.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
@@ -83,6 +85,8 @@ class _PresetTokenizer:
         specials = list(dict.fromkeys([*DEFAULT_SPECIAL_TOKENS, *ids]))
         self._tok = train_byte_level_bpe(vocab_size=384, special_tokens=specials)
         self._ids = ids
+        # tiny id -> preset id for the preset's special tokens
+        self._remap = {self._tok.convert_tokens_to_ids(t): i for t, i in ids.items()}
 
     def convert_tokens_to_ids(self, tokens):
         if isinstance(tokens, str):
@@ -92,8 +96,23 @@ class _PresetTokenizer:
     def __getattr__(self, name):
         return getattr(self._tok, name)
 
+    def _remap_ids(self, ids):
+        import torch
+
+        if isinstance(ids, torch.Tensor):
+            out = ids.clone()
+            for tiny, real in self._remap.items():
+                out[ids == tiny] = real
+            return out
+        if ids and isinstance(ids[0], list):
+            return [self._remap_ids(row) for row in ids]
+        return [self._remap.get(int(i), int(i)) for i in ids]
+
     def __call__(self, *args, **kwargs):
-        return self._tok(*args, **kwargs)
+        enc = self._tok(*args, **kwargs)
+        if "input_ids" in enc:
+            enc["input_ids"] = self._remap_ids(enc["input_ids"])
+        return enc
 
     def __len__(self) -> int:
         return len(self._tok)
