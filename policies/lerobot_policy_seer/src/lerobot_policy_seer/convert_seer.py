@@ -156,6 +156,11 @@ def convert_state_dict(released: dict[str, Tensor], history_length: int) -> dict
 def infer_config(state: dict[str, Tensor], cfg: ConvertSeerConfig) -> SeerConfig:
     """A ``SeerConfig`` whose sizes match the released tensors (heads cannot be read from weights: by size)."""
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    required = ("text_projector.weight", "perceiver_resampler.latents", "obs_tokens", "action_pred_token",
+                "transformer_backbone_position_embedding", "arm_action_decoder.0.weight")
+    absent = [k for k in required if k not in state]
+    if absent:
+        raise ValueError(f"not a released Seer checkpoint: no {absent} (keys look like {sorted(state)[:5]})")
     hidden = state["text_projector.weight"].shape[0]
     layers = len({k.split(".")[2] for k in state if k.startswith("transformer_backbone.h.")})
     queries = state["perceiver_resampler.latents"].shape[0]

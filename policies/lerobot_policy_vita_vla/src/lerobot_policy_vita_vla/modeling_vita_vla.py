@@ -60,12 +60,35 @@ def align_loss(student: Tensor, teacher: Tensor, valid: Tensor, kind: str) -> Te
     return masked_mean(per_token, valid.unsqueeze(-1).expand_as(per_token))
 
 
+RELEASED_VITA_ID = "VITA-MLLM/VITA-1.5"
+
+
+def check_vlm_path(path: str) -> None:
+    """Refuse VITA-1.5 in its released layout (it needs the VITA repository's code) with the command that converts it."""
+    from lerobot_vla_plugins.presets import weightless_active
+
+    hint = (
+        "convert it once with `lerobot-vita-convert --vita_path=<VITA-1.5 dir> --vision_tower_path=<InternViT-300M-448px dir> "
+        "--output_dir=<dir>` and pass --policy.vlm_path=<dir>"
+    )
+    config = Path(path).expanduser() / "config.json"
+    if config.is_file():
+        import json
+
+        model_type = str(json.loads(config.read_text()).get("model_type", ""))
+        if "vita" in model_type.lower():
+            raise ValueError(f"vita_vla: vlm_path={path} is VITA-1.5 in its released layout ({model_type!r}); {hint}")
+    elif path == RELEASED_VITA_ID and not weightless_active():
+        raise ValueError(f"vita_vla: vlm_path={path} is published in VITA's own layout, not transformers' InternVL; {hint}")
+
+
 class VitaVlaModel(nn.Module):
     """VLM (``InternVLBackbone``) + state encoder + action token + action mapper + the teacher's action decoder."""
 
     def __init__(self, config: VitaVlaConfig):
         super().__init__()
         self.config = config
+        check_vlm_path(config.vlm_path)
         self.backbone = InternVLBackbone.from_pretrained(
             config.vlm_path,
             dtype=config.vlm_dtype,
