@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lerobot_policy_seer.configuration_seer import SeerConfig
+from lerobot_policy_seer.configuration_seer import PolicyConfigError, SeerConfig
 
 
 def test_sizes_default_to_the_released_base_and_large_models():
@@ -28,7 +28,7 @@ def test_sizes_default_to_the_released_base_and_large_models():
     ],
 )
 def test_bad_values_are_refused_with_the_field_named(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(PolicyConfigError, match=match):
         SeerConfig(**kwargs)
 
 

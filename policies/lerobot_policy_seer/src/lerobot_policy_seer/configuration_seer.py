@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from draccus.utils import ParsingError
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode
 from lerobot.optim.optimizers import AdamWConfig
@@ -32,6 +33,15 @@ SEER_SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "large": (1024, 24, 16, 16, 16),
 }
 GRIPPER_STATE_MODES = ("one_hot", "width")
+
+
+class PolicyConfigError(ParsingError):
+    """A bad configuration value, raised while the config is built (``__post_init__``).
+
+    Deliberately not a ``ValueError``: draccus, LeRobot's command-line parser, replaces the message of a
+    ``ValueError``/``TypeError`` raised while building a config with "Couldn't instantiate class ..."; this
+    one reaches the user of ``lerobot-train --policy.type=...`` with its text.
+    """
 
 
 def resolve_gripper_state(state_dim: int, mode: str | None, dim: int | None, owner: str = "seer") -> tuple[str, int]:
@@ -133,7 +143,7 @@ class SeerConfig(PreTrainedConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.size not in SEER_SIZES:
-            raise ValueError(f"seer: size={self.size!r} is unknown; choose one of {sorted(SEER_SIZES)}")
+            raise PolicyConfigError(f"seer: size={self.size!r} is unknown; choose one of {sorted(SEER_SIZES)}")
         defaults = dict(
             zip(("hidden_dim", "num_layers", "num_heads", "num_resampler_queries", "num_foresight_tokens"), SEER_SIZES[self.size])
         )
@@ -142,27 +152,27 @@ class SeerConfig(PreTrainedConfig):
                 setattr(self, name, value)
         for name in (*defaults, "history_length", "action_pred_steps", "foresight_step", "resampler_depth"):
             if getattr(self, name) < 1:
-                raise ValueError(f"seer: {name} must be >= 1, got {getattr(self, name)}")
+                raise PolicyConfigError(f"seer: {name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_dim % self.num_heads:
-            raise ValueError(f"seer: hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}")
+            raise PolicyConfigError(f"seer: hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}")
         if self.hidden_dim % self.image_decoder_heads:
-            raise ValueError(
+            raise PolicyConfigError(
                 f"seer: hidden_dim={self.hidden_dim} is not divisible by image_decoder_heads={self.image_decoder_heads}"
             )
         if self.hidden_dim % 4:
-            raise ValueError(f"seer: hidden_dim={self.hidden_dim} must be a multiple of 4 (2-D sin-cos embedding)")
+            raise PolicyConfigError(f"seer: hidden_dim={self.hidden_dim} must be a multiple of 4 (2-D sin-cos embedding)")
         if round(self.num_foresight_tokens**0.5) ** 2 != self.num_foresight_tokens:
-            raise ValueError(
+            raise PolicyConfigError(
                 f"seer: num_foresight_tokens={self.num_foresight_tokens} must be a perfect square (4, 9, 16, ...)"
             )
         if self.gripper_state_mode is not None and self.gripper_state_mode not in GRIPPER_STATE_MODES:
-            raise ValueError(
+            raise PolicyConfigError(
                 f"seer: gripper_state_mode={self.gripper_state_mode!r} is unknown; choose one of {GRIPPER_STATE_MODES}"
             )
         if any(p < 0 for p in self.random_shift_pads):
-            raise ValueError(f"seer: random_shift_pads must be >= 0, got {self.random_shift_pads}")
+            raise PolicyConfigError(f"seer: random_shift_pads must be >= 0, got {self.random_shift_pads}")
         if self.ensemble_temperature < 0:
-            raise ValueError(f"seer: ensemble_temperature must be >= 0, got {self.ensemble_temperature}")
+            raise PolicyConfigError(f"seer: ensemble_temperature must be >= 0, got {self.ensemble_temperature}")
 
     def validate_features(self) -> None:
         if not self.image_features:

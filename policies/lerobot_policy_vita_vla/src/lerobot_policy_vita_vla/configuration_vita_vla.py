@@ -33,7 +33,7 @@ from lerobot.configs.types import FeatureType, NormalizationMode
 from lerobot.optim.optimizers import AdamWConfig
 from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.utils.constants import ACTION, OBS_STATE
-from lerobot_policy_seer.configuration_seer import GRIPPER_STATE_MODES, resolve_gripper_state
+from lerobot_policy_seer.configuration_seer import GRIPPER_STATE_MODES, PolicyConfigError, resolve_gripper_state
 
 STAGES = ("align", "finetune", "only_finetune", "freeze_vlm")
 ALIGN_LOSSES = ("l2", "mse")
@@ -126,56 +126,56 @@ class VitaVlaConfig(PreTrainedConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.stage not in STAGES:
-            raise ValueError(
+            raise PolicyConfigError(
                 f"vita_vla: stage={self.stage!r} does not exist; choose one of {STAGES} "
                 "(align = stage 1, finetune = stage 2, only_finetune / freeze_vlm = the paper's ablations)"
             )
         if self.align_loss not in ALIGN_LOSSES:
-            raise ValueError(f"vita_vla: align_loss={self.align_loss!r} is unknown; choose one of {ALIGN_LOSSES}")
+            raise PolicyConfigError(f"vita_vla: align_loss={self.align_loss!r} is unknown; choose one of {ALIGN_LOSSES}")
         if self.arm_loss not in ARM_LOSSES:
-            raise ValueError(f"vita_vla: arm_loss={self.arm_loss!r} is unknown; choose one of {ARM_LOSSES}")
+            raise PolicyConfigError(f"vita_vla: arm_loss={self.arm_loss!r} is unknown; choose one of {ARM_LOSSES}")
         if self.gripper_state_mode is not None and self.gripper_state_mode not in GRIPPER_STATE_MODES:
-            raise ValueError(
+            raise PolicyConfigError(
                 f"vita_vla: gripper_state_mode={self.gripper_state_mode!r} is unknown; choose one of {GRIPPER_STATE_MODES}"
             )
         for name in ("history_length", "action_pred_steps", "vlm_image_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
+                raise PolicyConfigError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
         if self.teacher_hidden_size is not None and self.teacher_hidden_size < 2:
-            raise ValueError(f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}")
+            raise PolicyConfigError(f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}")
         if self.teacher_path:
             teacher = read_teacher_config(self.teacher_path)
             if teacher is not None:
-                self.check_teacher_config(teacher)
+                self.check_teacher_config(teacher, error=PolicyConfigError)
 
-    def check_teacher_config(self, teacher: dict) -> None:
-        """Raise a clear error when the teacher cannot serve this configuration (another policy type, width,
+    def check_teacher_config(self, teacher: dict, error: type[Exception] = ValueError) -> None:
+        """Raise a clear ``error`` when the teacher cannot serve this configuration (another policy type, width,
         history or action layout); adopt its width when ``teacher_hidden_size`` is None."""
         where = f"teacher_path={self.teacher_path}"
         if teacher.get("type") != "seer":
-            raise ValueError(f"vita_vla: {where} is a {teacher.get('type')!r} policy; the teacher must be a trained 'seer' policy")
+            raise error(f"vita_vla: {where} is a {teacher.get('type')!r} policy; the teacher must be a trained 'seer' policy")
         width = teacher.get("hidden_dim")
         if self.teacher_hidden_size is None:
             self.teacher_hidden_size = width
         elif width != self.teacher_hidden_size:
-            raise ValueError(
+            raise error(
                 f"vita_vla: {where} is {width} wide but teacher_hidden_size={self.teacher_hidden_size} (the action mapper's "
                 f"output); pass --policy.teacher_hidden_size={width} or a teacher of width {self.teacher_hidden_size}"
             )
         if teacher.get("history_length") != self.history_length:
-            raise ValueError(
+            raise error(
                 f"vita_vla: history_length={self.history_length} but {where} was trained with "
                 f"{teacher.get('history_length')} steps; pass --policy.history_length={teacher.get('history_length')}"
             )
         if teacher.get("action_pred_steps") != self.action_pred_steps:
-            raise ValueError(
+            raise error(
                 f"vita_vla: action_pred_steps={self.action_pred_steps} but {where} predicts "
                 f"{teacher.get('action_pred_steps')} actions per step; pass --policy.action_pred_steps={teacher.get('action_pred_steps')}"
             )
         teacher_action = teacher.get("output_features", {}).get(ACTION, {}).get("shape")
         ours = self.output_features.get(ACTION).shape if self.output_features.get(ACTION) else None
         if teacher_action is not None and ours is not None and tuple(teacher_action) != tuple(ours):
-            raise ValueError(
+            raise error(
                 f"vita_vla: {where} predicts {tuple(teacher_action)[0]}-D actions ({tuple(teacher_action)[0] - 1} arm + gripper) "
                 f"but this dataset's action is {ours[0]}-D; the teacher's decoder cannot produce it: train a seer teacher on "
                 "this action layout"
