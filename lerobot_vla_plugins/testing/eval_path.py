@@ -24,7 +24,9 @@ def metaworld_eval_actions(checkpoint: str | Path, steps: int = 2, task: str = T
     from lerobot.envs.utils import preprocess_observation
     from lerobot.policies.factory import make_policy, make_pre_post_processors
     from lerobot.utils.constants import ACTION
+    from lerobot.utils.import_utils import register_third_party_plugins
 
+    register_third_party_plugins()  # as lerobot-eval's main() does
     env_cfg = make_env_config("metaworld", task=task)
     policy_cfg = PreTrainedConfig.from_pretrained(str(checkpoint))
     policy_cfg.pretrained_path = Path(checkpoint)
