@@ -22,7 +22,14 @@ _is_py312() {  # $1: candidate interpreter; succeeds if it runs and is CPython 3
 find_python312() {
   local c
   local candidates=()
-  [ -n "${PYTHON:-}" ] && candidates+=("$PYTHON")
+  if [ -n "${PYTHON:-}" ]; then  # an explicit choice is used or refused, never silently replaced
+    if _is_py312 "$PYTHON"; then
+      command -v "$PYTHON" 2>/dev/null || echo "$PYTHON"
+      return 0
+    fi
+    echo "error: PYTHON=$PYTHON is not a working Python 3.12 interpreter; unset it or point it to python3.12." >&2
+    return 1
+  fi
   candidates+=("python3.12" "python3" "python")
   if command -v pyenv >/dev/null 2>&1; then
     c="$(pyenv root 2>/dev/null || true)"
@@ -39,9 +46,6 @@ find_python312() {
       return 0
     fi
   done
-  if [ -n "${PYTHON:-}" ]; then
-    echo "error: PYTHON=$PYTHON is not a working Python 3.12 interpreter." >&2
-  fi
   cat >&2 <<'MSG'
 error: no Python 3.12 found. LeRobot 0.6 needs Python 3.12.
   Looked for: $PYTHON, python3.12/python3/python on PATH, pyenv versions 3.12.*, asdf, uv-managed

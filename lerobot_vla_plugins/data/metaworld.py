@@ -26,6 +26,7 @@ with rendering only if it does: MuJoCo is deterministic, so the replay is the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -309,7 +310,10 @@ def build_metaworld_dataset(cfg: MetaWorldBuildConfig) -> BuildReport:
                     _record_task(dataset, rollouts, reports[task], cfg, bar)
             dataset.finalize()
         except BaseException:
-            dataset.writer.stop_image_writer()
+            # Close every writer now, while the temporary directory still exists: otherwise LeRobot's
+            # DatasetWriter.__del__ safety net finalizes later and recreates files after the cleanup.
+            with contextlib.suppress(Exception):
+                dataset.finalize()
             raise
         finally:
             bar.close()

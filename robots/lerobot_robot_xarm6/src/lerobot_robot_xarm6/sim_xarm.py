@@ -1,0 +1,283 @@
+"""``SimXArmAPI``: an in-process xArm6 controller with ``xarm.wrapper.XArmAPI``'s interface (``backend="sim"``).
+
+Same method signatures as the installed SDK (checked by ``tests/test_sim_contract.py``) and the same return
+conventions: setters return an int code, getters ``(code, value)``; not connected -> ``-1`` and, for getters, the
+string ``'xArm is not connect'`` as value; 7 joint values even on a 6-axis arm; angles in rad or degrees per
+``is_radian``; gripper in pulses 0 (closed) .. 850 (open). Mode changes take effect after ``set_state(0)``; servo
+commands are refused (code 9) unless the arm is enabled, in mode 1 and in a motion state; points outside the
+SDK's joint-limit table return -8 and are counted.
+
+Joint motion: :class:`~lerobot_vla_plugins.robots.sim.SimJointDynamics` with the SDK's limits (``XCONF``) and a
+per-joint speed of ``joint_speed`` rad/s; each servo command is also checked against ``servo_step_limit`` (xArm servo
+mode runs every point at full speed, so a large jump is the violent motion of SDK issue #60).
+Faults (:class:`~lerobot_vla_plugins.robots.sim.SimFaults`): ``collision`` -> error C31, state 4, arm stopped;
+``freeze_feedback`` -> position queries time out (code 3) and repeat the last angles; ``enable_fails`` -> the arm
+never leaves state 4; ``disconnected`` -> every call returns -1.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+from lerobot_vla_plugins.robots.sim import SimFaults, SimJointDynamics
+
+GRIPPER_MAX_PULSES = 850.0
+
+
+def xarm6_joint_limits(device_type: int = 6) -> tuple[list[float], list[float]]:
+    """xArm6 joint limits (rad) from the installed SDK's table ``XCONF.Robot.JOINT_LIMITS[6][device_type]``."""
+    from xarm.core.config.x_config import XCONF
+
+    table = XCONF.Robot.JOINT_LIMITS[6].get(device_type, XCONF.Robot.JOINT_LIMITS[6][6])
+    return [lo for lo, _ in table], [hi for _, hi in table]
+
+
+class SimXArmAPI:
+    """Simulated ``XArmAPI`` (module docstring). Extra attributes for tests: ``faults``, ``dyn``, ``gripper_dyn``."""
+
+    def __init__(self, port=None, is_radian=False, do_not_open=False, **kwargs):
+        self.port = port
+        self._default_is_radian = is_radian
+        lower, upper = xarm6_joint_limits()
+        self.joint_lower, self.joint_upper = lower, upper
+        self.faults = SimFaults()
+        self.servo_step_limit = kwargs.get("sim_servo_step_limit", 0.05)
+        q0 = kwargs.get("sim_q0", [0.0, -0.3, -0.5, 0.0, 0.8, 0.0])
+        speed = kwargs.get("sim_joint_speed", 3.0)
+        self.dyn = SimJointDynamics(q0, lower, upper, [speed] * 6, step_cap=[self.servo_step_limit] * 6)
+        self.gripper_dyn = SimJointDynamics([GRIPPER_MAX_PULSES], [0.0], [GRIPPER_MAX_PULSES], [900.0])
+        self._lock = threading.Lock()
+        self._connected = False
+        self._enabled = False
+        self._mode = 0
+        self._pending_mode = 0
+        self._state = 4
+        self._error_code = 0
+        self._warn_code = 0
+        self._collision_sensitivity = 3
+        self._self_collision = False
+        self._gripper_enabled = False
+        self._gripper_speed = 0
+        self._last_angles = [*q0, 0.0]
+        if not do_not_open:
+            self.connect()
+
+    # --- connection ---------------------------------------------------------------------------------------------
+    def connect(self, port=None, baudrate=None, timeout=None, axis=None, **kwargs):
+        if self.faults.disconnected:
+            raise Exception("connect socket failed")  # what the SDK raises for an unreachable controller
+        self._connected = True
+
+    def disconnect(self):
+        self._connected = False
+
+    @property
+    def connected(self):
+        return self._connected and not self.faults.disconnected
+
+    def _poll_faults(self) -> None:
+        if self.faults.collision and self._error_code == 0:
+            self._error_code = 31  # C31: collision (abnormal current)
+            self._state = 4
+            self.dyn.hold()
+
+    # --- status -------------------------------------------------------------------------------------------------
+    @property
+    def error_code(self):
+        self._poll_faults()
+        return self._error_code
+
+    @property
+    def warn_code(self):
+        return self._warn_code
+
+    @property
+    def has_error(self):
+        return self.error_code != 0
+
+    @property
+    def state(self):
+        self._poll_faults()
+        return self._state
+
+    @property
+    def mode(self):
+        return self._mode
+
+    @property
+    def axis(self):
+        return 6
+
+    @property
+    def collision_sensitivity(self):
+        return self._collision_sensitivity
+
+    @property
+    def version_number(self):
+        return (2, 6, 0)
+
+    def get_err_warn_code(self, show=False, lang="en"):
+        if not self.connected:
+            return -1, [0, 0]
+        return 0, [self.error_code, self._warn_code]
+
+    def clean_error(self):
+        if not self.connected:
+            return -1
+        if self.faults.collision:
+            return 0  # the cause persists: the error comes back on the next poll
+        self._error_code = 0
+        self._state = 4
+        self._enabled = False  # after clean_error the arm must be enabled and set to state 0 again
+        return 0
+
+    def clean_warn(self):
+        if not self.connected:
+            return -1
+        self._warn_code = 0
+        return 0
+
+    # --- enable / mode / state ----------------------------------------------------------------------------------
+    def motion_enable(self, enable=True, servo_id=None):
+        if not self.connected:
+            return -1
+        self._enabled = bool(enable) and not self.faults.enable_fails
+        if not enable:
+            self._state = 4
+            self.dyn.hold()
+        return 0
+
+    def set_mode(self, mode=0, detection_param=0):
+        if not self.connected:
+            return -1
+        self._pending_mode = int(mode)
+        return 0
+
+    def set_state(self, state=0):
+        if not self.connected:
+            return -1
+        self._poll_faults()
+        if state == 0:
+            self._mode = self._pending_mode
+            if self._enabled and self._error_code == 0:
+                self._state = 2  # ready (sleeping until a motion command arrives)
+                self.dyn.release()
+        elif state in (3, 4, 6):
+            self._state = state
+            self.dyn.hold()
+        return 0
+
+    def emergency_stop(self):
+        self.set_state(4)
+
+    def set_collision_sensitivity(self, value, wait=True):
+        if not self.connected:
+            return -1
+        self._collision_sensitivity = int(value)
+        return 0
+
+    def set_self_collision_detection(self, on_off):
+        if not self.connected:
+            return -1
+        self._self_collision = bool(on_off)
+        return 0
+
+    # --- joints -------------------------------------------------------------------------------------------------
+    def _to_rad(self, values, is_radian):
+        is_radian = self._default_is_radian if is_radian is None else is_radian
+        return [float(v) if is_radian else math.radians(float(v)) for v in values]
+
+    def _from_rad(self, values, is_radian):
+        is_radian = self._default_is_radian if is_radian is None else is_radian
+        return [round(v if is_radian else math.degrees(v), 6) for v in values]
+
+    def get_servo_angle(self, servo_id=None, is_radian=None, is_real=False):
+        if not self.connected:
+            return -1, "xArm is not connect"
+        self._poll_faults()
+        if self.faults.freeze_feedback:
+            return 3, self._from_rad(self._last_angles, is_radian)  # response timeout, cached angles
+        q = self.dyn.read()
+        self._last_angles = [*q.tolist(), 0.0]
+        angles = self._from_rad(self._last_angles, is_radian)
+        return (0, angles) if servo_id is None or servo_id == 8 else (0, angles[servo_id - 1])
+
+    def get_joint_states(self, is_radian=None, num=3):
+        code, pos = self.get_servo_angle(is_radian=is_radian)
+        if code == -1:
+            return -1, "xArm is not connect"
+        return code, [pos, [0.0] * 7, [0.0] * 7][: max(1, num & 0x0F)]
+
+    def _motion_ready(self, mode: int) -> int:
+        if not self.connected:
+            return -1
+        self._poll_faults()
+        if self._error_code:
+            return 1  # uncleared error
+        if not self._enabled or self._state not in (1, 2) or self._mode != mode:
+            return 9  # state not ready
+        return 0
+
+    def _check_and_command(self, q_rad: list[float], label: str) -> int:
+        q = np.asarray(q_rad[:6], dtype=float)
+        if not np.all(np.isfinite(q)) or np.any(q < np.asarray(self.joint_lower)) or np.any(
+            q > np.asarray(self.joint_upper)
+        ):
+            self.dyn.command(q, label)  # counted as a violation there
+            return -8  # out of range
+        self.dyn.command(q, label)
+        self._state = 1
+        return 0
+
+    def set_servo_angle_j(self, angles, speed=None, mvacc=None, mvtime=None, is_radian=None, **kwargs):
+        code = self._motion_ready(1)
+        if code:
+            return code
+        return self._check_and_command(self._to_rad(list(angles)[:6], is_radian), "set_servo_angle_j")
+
+    def set_servo_angle(
+        self, servo_id=None, angle=None, speed=None, mvacc=None, mvtime=None, relative=False, is_radian=None,
+        wait=False, timeout=None, radius=None, **kwargs,
+    ):
+        code = self._motion_ready(self._mode if self._mode in (0, 6) else 6)
+        if code:
+            return code
+        # Online planning: the controller plans to the new goal at `speed`; the sim moves at min(speed, joint speed).
+        if speed is not None:
+            v = min(float(speed) if (is_radian if is_radian is not None else self._default_is_radian)
+                    else math.radians(float(speed)), float(self.dyn.v.max()))
+            self.dyn.v = np.full(6, v)
+        self.dyn.step_cap = None  # planned moves may be long: the planner bounds speed, not step size
+        return self._check_and_command(self._to_rad(list(angle)[:6], is_radian), "set_servo_angle")
+
+    # --- gripper ------------------------------------------------------------------------------------------------
+    def set_gripper_mode(self, mode, **kwargs):
+        return -1 if not self.connected else 0
+
+    def set_gripper_enable(self, enable, **kwargs):
+        if not self.connected:
+            return -1
+        self._gripper_enabled = bool(enable)
+        return 0
+
+    def set_gripper_speed(self, speed, **kwargs):
+        if not self.connected:
+            return -1
+        self._gripper_speed = speed
+        return 0
+
+    def set_gripper_position(self, pos, wait=False, speed=None, auto_enable=False, timeout=None, **kwargs):
+        if not self.connected:
+            return -1
+        if not self._gripper_enabled:
+            return 9
+        self.gripper_dyn.command([float(pos)], "set_gripper_position")
+        return 0
+
+    def get_gripper_position(self, **kwargs):
+        if not self.connected:
+            return -1, None
+        return 0, float(round(self.gripper_dyn.read()[0]))

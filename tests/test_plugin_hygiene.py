@@ -1,0 +1,121 @@
+"""Every plugin of the workspace is discovered by LeRobot, registers what it declares, and collides with nothing."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIXES = ("lerobot_policy_", "lerobot_env_", "lerobot_robot_", "lerobot_teleoperator_", "lerobot_camera_")
+
+# Registries of LeRobot's choice types, keyed by the base-class name used in register_subclass calls.
+_PROBE = r"""
+import io, json, logging
+stream = io.StringIO()
+logging.basicConfig(level=logging.INFO, stream=stream, force=True)
+# Import what the lerobot-* commands import before they call register_third_party_plugins(): all built-ins.
+import lerobot.scripts.lerobot_train, lerobot.scripts.lerobot_eval, lerobot.scripts.lerobot_record, lerobot.scripts.lerobot_rollout
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.envs.configs import EnvConfig
+from lerobot.robots.config import RobotConfig
+from lerobot.teleoperators.config import TeleoperatorConfig
+from lerobot.cameras.configs import CameraConfig
+regs = {"PreTrainedConfig": PreTrainedConfig, "EnvConfig": EnvConfig, "RobotConfig": RobotConfig,
+        "TeleoperatorConfig": TeleoperatorConfig, "CameraConfig": CameraConfig}
+snap = lambda: {k: sorted(r.get_known_choices()) for k, r in regs.items()}
+builtin = snap()
+import lerobot_vla_plugins, lerobot_vla_plugins.backbones, lerobot_vla_plugins.data, lerobot_vla_plugins.presets
+core = snap()
+from lerobot.utils.import_utils import register_third_party_plugins
+register_third_party_plugins()
+print(json.dumps({"builtin": builtin, "core": core, "after": snap(), "log": stream.getvalue()}))
+"""
+
+
+def workspace_plugins() -> dict[str, Path]:
+    """Plugin distributions of the workspace: name -> package directory (policies/*, envs/*, robots/*)."""
+    out = {}
+    for kind in ("policies", "envs", "robots"):
+        for pyproject in sorted((REPO / kind).glob("*/pyproject.toml")):
+            name = tomllib.loads(pyproject.read_text())["project"]["name"]
+            out[name] = pyproject.parent
+    return out
+
+
+def declared_types(package_dir: Path) -> set[tuple[str, str]]:
+    """(registry, type name) pairs from every ``X.register_subclass("name")`` call in the package's sources."""
+    found = set()
+    for path in package_dir.rglob("*.py"):
+        if "tests" in path.relative_to(package_dir).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "register_subclass"
+                and isinstance(node.func.value, ast.Name)
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.add((node.func.value.id, node.args[0].value))
+    return found
+
+
+@pytest.fixture(scope="module")
+def probe() -> dict:
+    proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_distribution_names_use_underscores_and_match_their_import_package():
+    for name, pkg_dir in workspace_plugins().items():
+        assert name.startswith(PREFIXES), f"{name}: LeRobot only discovers {PREFIXES}"
+        assert "-" not in name, f"{name}: a hyphenated distribution name is silently ignored by LeRobot"
+        assert pkg_dir.name == name, f"{pkg_dir}: folder should be named after its distribution {name}"
+        assert (pkg_dir / "src" / name / "__init__.py").is_file(), f"{name}: import package src/{name}/ missing"
+
+
+def test_every_workspace_plugin_is_installed_in_the_environment():
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name in workspace_plugins():
+        try:
+            assert distribution(name).metadata["Name"] == name  # raw metadata name, as LeRobot reads it
+        except PackageNotFoundError:  # pragma: no cover - a failure message, not a branch
+            pytest.fail(f"{name} is not installed: run ./scripts/bootstrap.sh")
+
+
+def test_the_shared_core_registers_nothing(probe):
+    assert probe["core"] == probe["builtin"]
+
+
+def test_discovery_logs_no_error(probe):
+    assert "Could not import third-party plugin" not in probe["log"], probe["log"][-3000:]
+    assert "ERROR" not in probe["log"], probe["log"][-3000:]
+    for name in workspace_plugins():
+        assert f"Imported third-party plugin: {name}" in probe["log"]
+
+
+def test_every_declared_type_is_registered_and_none_is_a_builtin(probe):
+    for name, pkg_dir in workspace_plugins().items():
+        declared = declared_types(pkg_dir)
+        assert declared, f"{name} registers no type"
+        for registry, type_name in declared:
+            assert registry in probe["after"], f"{name}: unknown registry {registry}"
+            assert type_name not in probe["builtin"][registry], f"{name} re-registers LeRobot's built-in {registry} '{type_name}'"
+            assert type_name in probe["after"][registry], f"{name}: {registry} '{type_name}' is not registered after discovery"
+
+
+def test_no_two_plugins_declare_the_same_type():
+    seen: dict[tuple[str, str], str] = {}
+    for name, pkg_dir in workspace_plugins().items():
+        for key in declared_types(pkg_dir):
+            assert key not in seen, f"{key} declared by both {seen[key]} and {name}"
+            seen[key] = name
