@@ -170,3 +170,34 @@ def write_released_vita15(
         weight_map.update({k: name for k in ks})
     json.dump({"metadata": {}, "weight_map": weight_map}, open(path / "model.safetensors.index.json", "w"))
     return path, vit_dir
+
+
+def build_tiny_vita_with_teacher(scratch: str | Path, history: int = 2) -> dict:
+    """A tiny converted-VITA backbone and a tiny, randomly initialised ``seer`` teacher (Meta-World features) under
+    ``scratch``; returns the ``vita_vla`` config overrides that use them (stage-1 ready)."""
+    import torch
+    from lerobot.configs.types import FeatureType, PolicyFeature
+
+    from .seer import build_tiny_seer_encoders
+
+    scratch = Path(scratch)
+    vita = build_tiny_vita(scratch / "tiny_vita")
+    from lerobot_policy_seer.configuration_seer import SeerConfig
+    from lerobot_policy_seer.modeling_seer import SeerPolicy
+    from lerobot_policy_seer.processor_seer import make_seer_pre_post_processors
+
+    torch.manual_seed(0)
+    cfg = SeerConfig(device="cpu", history_length=history, push_to_hub=False, **build_tiny_seer_encoders(scratch / "tiny_seer"))
+    cfg.input_features = {
+        "observation.image": PolicyFeature(type=FeatureType.VISUAL, shape=(3, 480, 480)),
+        "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(4,)),
+    }
+    cfg.output_features = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))}
+    teacher = scratch / "tiny_seer_teacher"
+    SeerPolicy(cfg).save_pretrained(teacher)
+    for pipeline in make_seer_pre_post_processors(cfg):
+        pipeline.save_pretrained(teacher)
+    return {
+        "vlm_path": str(vita), "vlm_dtype": "float32", "vlm_image_size": 56, "history_length": history,
+        "teacher_path": str(teacher),
+    }
