@@ -100,3 +100,11 @@ def test_vita_preset_builds_the_paper_size_backbone_without_weights():
     assert isinstance(bb.model.multi_modal_projector.layer_norm, torch.nn.Identity)
     # the stand-in tokenizer reports the preset's ids for special tokens, so prompts line up with the config
     assert {151644, 151665, 151666, 151667} <= set(ids)
+
+
+def test_precomputed_image_tokens_give_the_same_prefix(backbone):
+    images = torch.rand(2, 1, 3, 32, 32)
+    prompts = [backbone.image_placeholder() + " push"] * 2
+    direct = backbone.prepare_inputs(images, prompts)
+    cached = backbone.prepare_inputs(backbone.encode_images(images), prompts)
+    assert torch.equal(direct.inputs_embeds, cached.inputs_embeds)

@@ -163,11 +163,17 @@ class InternVLBackbone(VLMBackbone):
                 token in every prompt (e.g. ``{"<state>": ..., "<action>": ...}``); their positions are
                 reported in ``extra_positions[token]``. The token must be a single special token of the
                 tokenizer and occur exactly n times in each prompt.
+
+        ``images`` may instead be the (B, V, N_img, D) output of ``encode_images`` (a policy that keeps the image
+        tokens of past frames encodes each frame once).
         """
         b, v = images.shape[:2]
         if len(prompts) != b:
             raise ValueError(f"got {len(prompts)} prompts for a batch of {b} images")
-        image_tokens = self.encode_images(images)  # (B, V, N_img, D)
+        if images.dim() == 4 and images.shape[2:] == (self.num_image_tokens, self.hidden_size):
+            image_tokens = images  # already encoded
+        else:
+            image_tokens = self.encode_images(images)  # (B, V, N_img, D)
         embed = self.decoder.embed_tokens
         device = embed.weight.device
         inline = inline or {}

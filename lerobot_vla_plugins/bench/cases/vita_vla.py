@@ -1,7 +1,8 @@
 """VITA-VLA.
 
 * tiny: the testing kit's tiny converted-VITA InternVL (run at 56 px: 49 tokens per image, as 200 px on VITA-1.5)
-  and a tiny Seer teacher, 2 steps of history; stage ``align`` (a training step runs the teacher too).
+  and a tiny Seer teacher whose decoder it takes, 2 steps of history; stage ``only_finetune`` (the paper's
+  single-stage ablation: one ``lerobot-train`` learns actions, which is what ``lerobot-vla-demo`` runs).
 * paper: VITA-1.5 (InternViT-300M + MLP + Qwen2.5-7B, bf16) from the shipped preset with random weights, 200 px
   images, 10 steps of history (CALVIN), a 1024-wide (Seer-Large) action mapper; stage ``finetune`` (the language
   model trains; no teacher is needed). Inference is the same in every stage: the VLM runs over all turns each step.
@@ -25,6 +26,6 @@ def _tiny_backbone_and_teacher(scratch: Path) -> dict:
 
 def cases() -> list[BenchCase]:
     return [
-        BenchCase(name="vita_vla", policy_type="vita_vla", size="tiny", overrides={"stage": "align"}, prepare=_tiny_backbone_and_teacher),
+        BenchCase(name="vita_vla", policy_type="vita_vla", size="tiny", overrides={"stage": "only_finetune"}, prepare=_tiny_backbone_and_teacher),
         BenchCase(name="vita_vla (7B)", policy_type="vita_vla", size="paper", overrides={"stage": "finetune"}, paper_figure=VITA_PAPER_FIGURE),
     ]

@@ -93,3 +93,16 @@ def test_an_action_token_sees_its_own_turn_and_earlier_turns_only(make_vita):
     out2 = policy.model(changed, state, ["press"])
     assert (out[:, 0] - out2[:, 0]).abs().max() < 1e-7  # turn 0 cannot see turn 1's images
     assert (out[:, 1] - out2[:, 1]).abs().max() > 1e-6
+
+
+def test_select_action_runs_the_observed_turns_like_a_direct_forward(make_vita):
+    """Inference keeps each frame's image tokens and builds n <= S turns (the released evaluation: no padding)."""
+    policy = make_vita("only_finetune", binarize_gripper=False)
+    obs = [{"observation.image": torch.rand(1, 3, 64, 64), "observation.state": torch.randn(1, 4), "task": ["press"]} for _ in range(3)]
+    actions = [policy.select_action(o) for o in obs]
+    assert len(policy._history) == 2
+    with torch.no_grad():
+        frames = torch.stack([o["observation.image"] for o in obs[1:]], 1).unsqueeze(2)
+        mapped = policy.model(frames, torch.stack([o["observation.state"] for o in obs[1:]], 1), ["press"])
+        arm, _ = policy.model.action_head(mapped[:, -1])
+    assert torch.allclose(actions[2][0, :3], arm[0, 0], atol=1e-5)

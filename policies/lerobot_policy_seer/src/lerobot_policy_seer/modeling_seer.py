@@ -223,10 +223,17 @@ class SeerModel(nn.Module):
 
     def forward(self, pixels: Tensor, state: Tensor, texts: list[str], foresight: bool = False) -> SeerOutput:
         """pixels (B, S, V, 3, 224, 224) from ``preprocess``, state (B, S, D_s) normalised, B instructions."""
-        b, s = pixels.shape[:2]
+        return self.predict(self.encode_observations(pixels, state, texts), foresight=foresight)
+
+    def predict(self, obs: Tensor, foresight: bool = False) -> SeerOutput:
+        """Observation tokens (B, S, T_obs, D) of S <= history_length steps (``encode_observations``) -> outputs.
+
+        Split from ``forward`` so that inference can keep the tokens of past frames: they depend on their frame
+        only (frozen encoders), while the trunk reruns as the per-step positions shift with the window.
+        """
+        b, s = obs.shape[:2]
         if s > self.config.history_length:
             raise ValueError(f"seer: got {s} steps but the model was built for history_length={self.config.history_length}")
-        obs = self.encode_observations(pixels, state, texts)
         queries = torch.cat((self.foresight_queries, self.action_queries)).to(obs.dtype)
         out = self.run_trunk(torch.cat((obs, queries.expand(b, s, -1, -1)), dim=2))
         n_frs = self.num_views * self.config.num_foresight_tokens
@@ -237,7 +244,6 @@ class SeerModel(nn.Module):
             q = frs.reshape(b * s * self.num_views, self.config.num_foresight_tokens, -1)
             pred = self.foresight_decoder(q).view(b, s, self.num_views, self.num_patches, -1)
         return SeerOutput(arm=arm, gripper_logit=gripper_logit, action_features=inv, foresight=pred)
-
 
 def random_shift(pixels: Tensor, pads: list[int]) -> Tensor:
     """Released ``RandomShiftsAug`` (DrQ) with one shift per sample and view, the same over all its frames
@@ -277,11 +283,11 @@ class SeerPolicy(PreTrainedPolicy):
         return [p for p in self.parameters() if p.requires_grad]
 
     def reset(self) -> None:
-        self._history: deque[tuple[Tensor, Tensor]] = deque(maxlen=self.config.history_length)
+        self._history: deque[Tensor] = deque(maxlen=self.config.history_length)  # (B, 1, T_obs, D) per step
         self._ensembler = TemporalEnsembler(self.config.ensemble_temperature, self.config.action_pred_steps)
 
     # ------------------------------------------------------------------ training
-    def forward(self, batch: dict, reduction: str = "mean") -> tuple[Tensor, dict]:
+    def forward(self, batch: dict) -> tuple[Tensor, dict]:
         cfg = self.config
         use_foresight = cfg.foresight_loss_weight > 0
         steps = build_step_batch(batch, cfg.camera_keys, cfg.history_length, cfg.action_pred_steps, cfg.foresight_step if use_foresight else 0)
@@ -315,10 +321,10 @@ class SeerPolicy(PreTrainedPolicy):
                 f"seer: select_action expects one observation per env (cameras (B, 3, H, W), state (B, D)); got "
                 f"{tuple(images.shape)} and {tuple(state.shape)}"
             )
-        self._history.append((self.model.preprocess(images), state))
-        pixels = torch.stack([p for p, _ in self._history], dim=1)
-        states = torch.stack([st for _, st in self._history], dim=1)
-        out = self.model(pixels, states, task_strings(batch, states.shape[0], "seer"))
+        texts = task_strings(batch, state.shape[0], "seer")
+        # only the new frame is encoded: the observation tokens of the past frames are kept (frozen, deterministic)
+        self._history.append(self.model.encode_observations(self.model.preprocess(images).unsqueeze(1), state.unsqueeze(1), texts))
+        out = self.model.predict(torch.cat(list(self._history), dim=1))
         return torch.cat((out.arm[:, -1], torch.sigmoid(out.gripper_logit[:, -1])), dim=-1)
 
     @torch.no_grad()

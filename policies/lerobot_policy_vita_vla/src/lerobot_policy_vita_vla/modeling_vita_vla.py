@@ -113,15 +113,21 @@ class VitaVlaModel(nn.Module):
             for t in texts
         ]
 
+    def encode_images(self, images: Tensor) -> Tensor:
+        """(B, S, V, 3, H, W) in [0, 1] -> (B, S, V, 49, D) image tokens (vision tower + projector, frozen)."""
+        b, s = images.shape[:2]
+        return self.backbone.encode_images(images.flatten(0, 1)).unflatten(0, (b, s))
+
     def forward(self, images: Tensor, state: Tensor, texts: list[str]) -> Tensor:
-        """images (B, S, V, 3, H, W) in [0, 1], state (B, S, D_s) normalised, B instructions -> M(a_h) (B, S, K, D_t)."""
+        """images (B, S, V, 3, H, W) in [0, 1] (or their (B, S, V, 49, D) ``encode_images`` tokens), state (B, S, D_s)
+        normalised, B instructions -> M(a_h) (B, S, K, D_t)."""
         b, s, v = images.shape[:3]
         k = self.config.action_pred_steps
         dtype = self.backbone.decoder.embed_tokens.weight.dtype
         state_tokens = self.state_encoder(state.to(self.action_token.dtype))  # (B, S, D)
         action_tokens = self.action_token.view(1, 1, -1).expand(b, s * k, -1)  # the same token, K per turn
         inputs = self.backbone.prepare_inputs(
-            images.reshape(b, s * v, *images.shape[-3:]),
+            images.flatten(1, 2),
             self.prompts(texts, s),
             inline={STATE_TOKEN: state_tokens.to(dtype), ACTION_TOKEN: action_tokens.to(dtype)},
         )
@@ -254,7 +260,7 @@ class VitaVlaPolicy(PreTrainedPolicy):
             object.__setattr__(self, "_teacher", teacher.to(device))
         return self._teacher
 
-    def forward(self, batch: dict, reduction: str = "mean") -> tuple[Tensor, dict]:
+    def forward(self, batch: dict) -> tuple[Tensor, dict]:
         cfg = self.config
         steps = build_step_batch(batch, cfg.camera_keys, cfg.history_length, cfg.action_pred_steps)
         texts = task_strings(batch, steps.state.shape[0], "vita_vla")
@@ -284,11 +290,12 @@ class VitaVlaPolicy(PreTrainedPolicy):
                 f"vita_vla: select_action expects one observation per env (cameras (B, 3, H, W), state (B, D)); got "
                 f"{tuple(images.shape)} and {tuple(state.shape)}"
             )
-        self._history.append((images, state))
+        # the image tokens of a frame do not change (frozen tower): each frame is encoded once
+        self._history.append((self.model.encode_images(images.unsqueeze(1))[:, 0], state))
         # the released evaluation keeps the last S frames with no padding: n <= S turns
-        frames = torch.stack([im for im, _ in self._history], dim=1)
+        tokens = torch.stack([im for im, _ in self._history], dim=1)
         states = torch.stack([st for _, st in self._history], dim=1)
-        mapped = self.model(frames, states, task_strings(batch, states.shape[0], "vita_vla"))[:, -1]  # (B, K, D_t)
+        mapped = self.model(tokens, states, task_strings(batch, states.shape[0], "vita_vla"))[:, -1]  # (B, K, D_t)
         arm, gripper_logit = self.model.action_head(mapped)
         return torch.cat((arm, torch.sigmoid(gripper_logit)), dim=-1).float()
 
