@@ -33,7 +33,7 @@ def metaworld_features(state_dim=4, action_dim=4, cameras=("observation.image",)
 def save_teacher(tmp_path_factory, tiny_seer_overrides):
     """``save_teacher(**config)`` -> directory of a tiny, randomly initialised ``seer`` policy saved as LeRobot saves one."""
 
-    def save(state_dim=4, action_dim=4, cameras=("observation.image",), **overrides):
+    def save(state_dim=4, action_dim=4, cameras=("observation.image",), stats=None, **overrides):
         import torch
         from lerobot_policy_seer.configuration_seer import SeerConfig
         from lerobot_policy_seer.modeling_seer import SeerPolicy
@@ -45,7 +45,7 @@ def save_teacher(tmp_path_factory, tiny_seer_overrides):
         policy = SeerPolicy(cfg)
         path = tmp_path_factory.mktemp("teacher")
         policy.save_pretrained(path)
-        for pipeline in make_seer_pre_post_processors(cfg):
+        for pipeline in make_seer_pre_post_processors(cfg, dataset_stats=stats):
             pipeline.save_pretrained(path)
         return path
 

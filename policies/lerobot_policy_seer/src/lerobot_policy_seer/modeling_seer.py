@@ -159,6 +159,7 @@ class SeerModel(nn.Module):
         super().train(mode)
         self.vision_encoder.eval()
         self.text_encoder.eval()
+        self._text_cache: dict[str, Tensor] = {}
         return self
 
     # ------------------------------------------------------------------ inputs
@@ -178,7 +179,11 @@ class SeerModel(nn.Module):
         return x.reshape(*lead, c, self.image_size, self.image_size)
 
     def encode_text(self, texts: list[str]) -> Tensor:
-        """B instructions -> (B, 512) CLIP text embeddings (frozen; each distinct string encoded once)."""
+        """B instructions -> (B, 512) CLIP text embeddings (frozen; each distinct string encoded once per batch, and
+        once per episode at inference: the instruction does not change while the policy acts)."""
+        cache = getattr(self, "_text_cache", None) if not self.training else None
+        if cache is not None and all(t in cache for t in texts):
+            return torch.stack([cache[t] for t in texts])
         unique = list(dict.fromkeys(texts))
         tokens = self.tokenizer(
             unique, padding="max_length", max_length=self.config.text_max_length, truncation=True, return_tensors="pt"
@@ -188,6 +193,8 @@ class SeerModel(nn.Module):
             emb = self.text_encoder(
                 input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
             ).text_embeds
+        if cache is not None:
+            cache.update(zip(unique, emb))
         return emb[torch.tensor([unique.index(t) for t in texts], device=device)]
 
     def encode_observations(self, pixels: Tensor, state: Tensor, texts: list[str]) -> Tensor:
@@ -284,6 +291,7 @@ class SeerPolicy(PreTrainedPolicy):
 
     def reset(self) -> None:
         self._history: deque[Tensor] = deque(maxlen=self.config.history_length)  # (B, 1, T_obs, D) per step
+        self.model._text_cache = {}
         self._ensembler = TemporalEnsembler(self.config.ensemble_temperature, self.config.action_pred_steps)
 
     # ------------------------------------------------------------------ training

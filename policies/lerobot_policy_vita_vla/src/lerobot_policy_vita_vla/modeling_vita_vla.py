@@ -147,6 +147,33 @@ class VitaVlaModel(nn.Module):
         return parts
 
 
+def teacher_state_stats(path: str) -> dict[str, Tensor]:
+    """The teacher's saved ``observation.state`` normalisation statistics ({} when its directory has none)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(path).expanduser().glob("policy_preprocessor_step_*_normalizer_processor.safetensors"))
+    if not files:
+        return {}
+    prefix = f"{OBS_STATE}."
+    return {k[len(prefix) :]: v for k, v in load_file(str(files[0])).items() if k.startswith(prefix)}
+
+
+def check_same_state_statistics(teacher_path: str, dataset_stats: dict | None) -> None:
+    """Stage 1 feeds the teacher this run's normalised state: refuse a teacher trained with other statistics (the
+    paper's teacher "has been trained on the same dataset", Sec. 3.1)."""
+    theirs = teacher_state_stats(teacher_path)
+    ours = (dataset_stats or {}).get(OBS_STATE) or {}
+    for stat in ("mean", "std"):
+        if stat in theirs and stat in ours:
+            mine = torch.as_tensor(ours[stat], dtype=torch.float32).flatten()
+            if mine.shape != theirs[stat].flatten().shape or not torch.allclose(mine, theirs[stat].float().flatten(), rtol=1e-3, atol=1e-5):
+                raise ValueError(
+                    f"vita_vla: the teacher at {teacher_path} was trained with other {OBS_STATE} statistics ({stat} "
+                    f"{theirs[stat].flatten().tolist()} vs {mine.tolist()} here): stage 1 feeds it this dataset's normalised "
+                    "state, so train the teacher on the same dataset"
+                )
+
+
 def load_teacher(path: str):
     """The trained ``seer`` policy at ``path``, frozen, in eval mode."""
     from lerobot_policy_seer.modeling_seer import SeerPolicy
@@ -175,6 +202,8 @@ class VitaVlaPolicy(PreTrainedPolicy):
             # stage-1 teacher is loaded at the first training step (never for inference)
             teacher = load_teacher(config.teacher_path)
             self._check_teacher(teacher)
+            if config.stage == "align":
+                check_same_state_statistics(config.teacher_path, kwargs.get("dataset_stats"))
         self.model = VitaVlaModel(config)
         if teacher is not None and fresh:
             # the teacher's decoder and heads become ours (Sec. 3.2: "reused from the small action model")
