@@ -12,6 +12,7 @@ from lerobot_vla_plugins.testing import TEST_TASK, run_cli
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)
 def test_seer_training_loss_falls_and_lerobot_eval_runs_an_episode(tmp_path, metaworld_dataset, tiny_seer_overrides):
     repo_id, root = metaworld_dataset
     out = tmp_path / "train"

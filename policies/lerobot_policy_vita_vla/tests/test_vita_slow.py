@@ -17,6 +17,7 @@ def falls(stdout: str, by: float) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)
 def test_two_stage_recipe_learns_and_lerobot_eval_runs_an_episode(tmp_path, metaworld_dataset, tiny_seer_overrides, tiny_vita_path):
     repo_id, root = metaworld_dataset
     data = [f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", "--num_workers=0", "--log_freq=10", "--batch_size=8",
