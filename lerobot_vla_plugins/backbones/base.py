@@ -170,11 +170,13 @@ def assemble_prefix(
     image_slots: list[Tensor],
     extras: dict[str, Tensor] | None = None,
     extra_valid: dict[str, Tensor] | None = None,
+    inline: dict[str, tuple[list[Tensor], list[Tensor]]] | None = None,
 ) -> VLMInputs:
     """Build a right-padded batch prefix from per-sample pieces.
 
-    Each sample's sequence is its token embeddings with ``image_embeds[b]`` written at ``image_slots[b]``,
-    followed by each extra segment in order (e.g. learnable query tokens appended after the prompt).
+    Each sample's sequence is its token embeddings with ``image_embeds[b]`` written at ``image_slots[b]``
+    (and each ``inline`` segment written at its own slots), followed by each extra segment in order
+    (e.g. learnable query tokens appended after the prompt).
 
     Args:
         token_embeds: per sample, (N_b, D) embeddings of the tokenised prompt (image slots included).
@@ -182,12 +184,19 @@ def assemble_prefix(
         image_slots: per sample, (M_b,) long positions in the prompt that receive the image embeddings.
         extras: name -> (B, n, D) embeddings appended after the prompt, in the dict's order.
         extra_valid: name -> (B, n) bool; False marks extra tokens other tokens must not attend to.
+        inline: name -> (per-sample (n, D) embeddings, per-sample (n,) long slots): embeddings that
+            replace placeholder tokens inside the prompt (VITA-VLA's state and action tokens); their
+            positions are reported in ``extra_positions[name]`` like an extra segment's.
 
     Returns:
         A ``VLMInputs`` with right padding, ``position_ids`` counting only real tokens.
     """
     extras = extras or {}
     extra_valid = extra_valid or {}
+    inline = inline or {}
+    for name in inline:
+        if name in extras:
+            raise ValueError(f"segment {name!r} is given both inline and as an appended extra")
     batch = len(token_embeds)
     device, dtype = token_embeds[0].device, token_embeds[0].dtype
     extra_len = sum(e.shape[1] for e in extras.values())
@@ -197,6 +206,8 @@ def assemble_prefix(
     embeds = torch.zeros(batch, n_max, width, device=device, dtype=dtype)
     mask = torch.zeros(batch, n_max, dtype=torch.bool, device=device)
     extra_positions = {name: torch.zeros(batch, e.shape[1], dtype=torch.long, device=device) for name, e in extras.items()}
+    for name, (_, slots) in inline.items():
+        extra_positions[name] = torch.stack([s.to(device=device, dtype=torch.long) for s in slots])
     n_img = max(int(s.numel()) for s in image_slots) if image_slots else 0
     image_positions = torch.zeros(batch, n_img, dtype=torch.long, device=device)
     for b in range(batch):
@@ -204,6 +215,8 @@ def assemble_prefix(
         if image_slots[b].numel():
             prompt = prompt.index_put((image_slots[b],), image_embeds[b].to(dtype))
             image_positions[b, : image_slots[b].numel()] = image_slots[b]
+        for embeds_b, slots_b in ((e[b], sl[b]) for e, sl in inline.values()):
+            prompt = prompt.index_put((slots_b.to(device),), embeds_b.to(dtype))
         n = prompt.shape[0]
         embeds[b, :n] = prompt
         mask[b, :n] = True

@@ -1,0 +1,26 @@
+"""Pre/post-processing of Seer: LeRobot's standard pipeline (rename, batch, device, normalise / unnormalise).
+
+Images stay in [0, 1] (VISUAL: IDENTITY); the model itself crops, resizes and CLIP-normalises them and
+tokenises the instruction (its frozen CLIP tokenizer), so nothing policy-specific has to survive a reload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lerobot.processor import PolicyAction, PolicyProcessorPipeline, make_default_pre_post_processors
+
+from .configuration_seer import SeerConfig
+
+
+def make_seer_pre_post_processors(
+    config: SeerConfig,
+    dataset_stats: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> tuple[
+    PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
+    PolicyProcessorPipeline[PolicyAction, PolicyAction],
+]:
+    """Rename -> AddBatch -> Device -> Normalize (state MEAN_STD, action MIN_MAX) and Unnormalize -> Device(cpu)."""
+    return make_default_pre_post_processors(config, dataset_stats)

@@ -1,0 +1,108 @@
+"""VITA-VLA's input: the released system prompt and chat template, tokenised as the released code does, with
+49 image tokens per view, one state token and three action tokens per turn."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from lerobot_policy_vita_vla.configuration_vita_vla import VITA_SYSTEM_PROMPT
+from lerobot_policy_vita_vla.modeling_vita_vla import ACTION_TOKEN, STATE_TOKEN, build_turns_prompt
+
+# Tencent/VITA@VITA-VLA utils/conversation.py, conv_qwen2p5_instruct.system[0], laid out as in the source file
+RELEASED_SYSTEM_PROMPT = '''You are an AI robot and your name is VITA. \n- 
+        Your aim is to be helpful, honest and harmless. \n- 
+        You are a large language model in the field of embodied intelligence. 
+        Please combine the macro action instructions(maybe None) with 
+        the current state of the robotic arm (the first six values represent the arm's state, 
+        and the seventh value represents the gripper's state), 
+        as well as the observations from the camera (primary image, wrist image), 
+        to provide me with the next action output. You need to do this step by step, 
+        predicting only three future actions at each step. \n'''
+
+
+def released_prompt(language: str, sequence_length: int) -> str:
+    """``prepare_data_vita`` + ``Conversation.get_prompt`` (Qwen2p5Instruct, image modality), transcribed."""
+    source = []
+    for _ in range(sequence_length):
+        value = "<image> <image> <state>" if "no lang" in language else f"<image> <image> {language} <state>"
+        source += [("user", value), ("assistant", " ".join(["<action>"] * 3))]
+    ret = "<|im_start|>" + "system\n" + RELEASED_SYSTEM_PROMPT + "<|im_end|>\n"
+    for i, (role, message) in enumerate(source):
+        body = role + "\n" + message
+        ret += f"<|im_start|>{body}<|im_end|>\n" if i < len(source) - 1 else f"<|im_start|>{body}<|im_end|>"
+    return ret
+
+
+def test_system_prompt_is_the_released_one_character_for_character():
+    assert VITA_SYSTEM_PROMPT == RELEASED_SYSTEM_PROMPT
+
+
+def test_prompt_is_the_released_multi_turn_conversation():
+    ours = build_turns_prompt("put the bowl on the plate", 3, 2, "<image>", VITA_SYSTEM_PROMPT)
+    assert ours == released_prompt("put the bowl on the plate", 3)
+    assert build_turns_prompt("no lang", 1, 2, "<image>", VITA_SYSTEM_PROMPT) == released_prompt("no lang", 1)
+
+
+def test_added_special_tokens_tokenise_like_the_released_chunkwise_tokeniser(tiny_vita_path):
+    """tokenizer_image_action_token splits at <image>/<action>/<state> and tokenises each piece on its own."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_vita_path)
+    placeholder = {"<image>": "<IMG_CONTEXT>", "<state>": STATE_TOKEN, "<action>": ACTION_TOKEN}
+    text = released_prompt("press the button from the top", 2)
+    expected = []
+    for chunk in re.split(r"(<action>|<image>|<state>)", text):
+        if chunk in placeholder:
+            expected.append(tok.convert_tokens_to_ids(placeholder[chunk]))
+        elif chunk:
+            expected += tok(chunk, add_special_tokens=False).input_ids
+    ours = tok(build_turns_prompt("press the button from the top", 2, 2, "<IMG_CONTEXT>", VITA_SYSTEM_PROMPT), add_special_tokens=False).input_ids
+    assert ours == expected
+
+
+def test_each_turn_carries_49_tokens_per_image_one_state_and_three_action_tokens(make_vita):
+    policy = make_vita("only_finetune")
+    model = policy.model
+    assert model.backbone.num_image_tokens == 49  # 56 px / 4 px patches = 14 x 14, pixel shuffle -> 7 x 7
+    b, s = 2, 2
+    images, state = torch.rand(b, s, 1, 3, 64, 64), torch.randn(b, s, 4)
+    state_tokens = model.state_encoder(state)
+    action_tokens = model.action_token.view(1, 1, -1).expand(b, s * 3, -1)
+    inputs = model.backbone.prepare_inputs(
+        images.flatten(1, 2), model.prompts(["press", "open the window"], s), inline={"<state>": state_tokens, "<action>": action_tokens}
+    )
+    assert inputs.image_positions.shape == (b, s * 49)
+    pos_state, pos_action = inputs.extra_positions["<state>"], inputs.extra_positions["<action>"]
+    assert pos_state.shape == (b, s) and pos_action.shape == (b, s * 3)
+    rows = torch.arange(b).unsqueeze(1)
+    assert torch.allclose(inputs.inputs_embeds[rows, pos_state], state_tokens)
+    assert torch.allclose(inputs.inputs_embeds[rows, pos_action], action_tokens)
+    # eq. (1): in each turn the state token follows the images and text and precedes the three action tokens
+    assert (pos_state[:, :1] < pos_action[:, :3]).all() and (pos_action[:, 2:3] < pos_state[:, 1:2]).all()
+    assert (inputs.image_positions[:, 48:49] < pos_state[:, :1]).all()
+
+
+def test_an_action_token_sees_its_own_turn_and_earlier_turns_only(make_vita):
+    policy = make_vita("only_finetune").eval()
+    images, state = torch.rand(1, 2, 1, 3, 64, 64), torch.randn(1, 2, 4)
+    out = policy.model(images, state, ["press"])
+    changed = images.clone()
+    changed[:, 1] = torch.rand_like(changed[:, 1])
+    out2 = policy.model(changed, state, ["press"])
+    assert (out[:, 0] - out2[:, 0]).abs().max() < 1e-7  # turn 0 cannot see turn 1's images
+    assert (out[:, 1] - out2[:, 1]).abs().max() > 1e-6
+
+
+def test_select_action_runs_the_observed_turns_like_a_direct_forward(make_vita):
+    """Inference keeps each frame's image tokens and builds n <= S turns (the released evaluation: no padding)."""
+    policy = make_vita("only_finetune", binarize_gripper=False)
+    obs = [{"observation.image": torch.rand(1, 3, 64, 64), "observation.state": torch.randn(1, 4), "task": ["press"]} for _ in range(3)]
+    actions = [policy.select_action(o) for o in obs]
+    assert len(policy._history) == 2
+    with torch.no_grad():
+        frames = torch.stack([o["observation.image"] for o in obs[1:]], 1).unsqueeze(2)
+        mapped = policy.model(frames, torch.stack([o["observation.state"] for o in obs[1:]], 1), ["press"])
+        arm, _ = policy.model.action_head(mapped[:, -1])
+    assert torch.allclose(actions[2][0, :3], arm[0, 0], atol=1e-5)

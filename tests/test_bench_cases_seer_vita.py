@@ -1,0 +1,41 @@
+"""The bench cases of seer and vita_vla build: tiny ones act on a Meta-World-shaped observation, paper ones build
+(weightless, on the meta device) at the published sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lerobot_vla_plugins.bench import iter_cases
+
+CASES = [c for c in iter_cases() if c.policy_type in ("seer", "vita_vla")]
+
+
+def _config(case, extra: dict):
+    from lerobot.policies.factory import make_policy_config
+    from lerobot.utils.import_utils import register_third_party_plugins
+    from lerobot_vla_plugins.cli.info import metaworld_features
+
+    register_third_party_plugins()
+
+    cfg = make_policy_config(case.policy_type, **{**case.overrides, **extra})
+    cfg.input_features, cfg.output_features = metaworld_features()
+    return cfg
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.size == "tiny"], ids=lambda c: c.name)
+def test_tiny_case_acts(case, tmp_path):
+    from lerobot.policies.factory import get_policy_class
+
+    cfg = _config(case, {**(case.prepare(tmp_path) if case.prepare else {}), "device": "cpu"})
+    policy = get_policy_class(case.policy_type)(cfg)
+    obs = {"observation.image": torch.rand(1, 3, 480, 480), "observation.state": torch.randn(1, 4), "task": ["press the button"]}
+    assert policy.select_action(obs).shape == (1, 4)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.size == "paper"], ids=lambda c: c.name)
+def test_paper_case_builds_at_the_published_size(case):
+    from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
+
+    total = count_parameters(build_on_meta(_config(case, {})))["total_params"]
+    assert total > {"seer": 2e8, "vita_vla": 7e9}[case.policy_type]
