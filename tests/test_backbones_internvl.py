@@ -124,3 +124,37 @@ def test_truncation_keeps_the_first_layers(tiny_internvl):
 def test_a_prompt_without_one_placeholder_per_view_is_rejected(backbone):
     with pytest.raises(ValueError, match="prompt 0 has .* image tokens but the batch has 2 views"):
         backbone.prepare_inputs(torch.rand(1, 2, 3, 32, 32), [f"Image-1: {backbone.image_placeholder()} only one"])
+
+
+def test_gradient_checkpointing_gives_the_same_outputs_kv_and_gradients(tiny_internvl):
+    """Checkpointed layers (recomputed in backward, A1/VITA-VLA's 7B recipes) equal the plain run: hidden states,
+    the per-layer keys/values that transformers' own checkpointing would drop, and every decoder gradient."""
+    torch.manual_seed(0)
+    bb = InternVLBackbone.from_pretrained(str(tiny_internvl)).train()
+    images = torch.rand(2, 2, 3, 32, 32)
+
+    def loss_and_grads(checkpointing: bool):
+        bb.zero_grad()
+        bb.gradient_checkpointing = checkpointing
+        inputs = bb.prepare_inputs(images, _prompts(bb, ["push", "open the drawer"]))
+        out = bb.stack.run(inputs, collect_kv=True)
+        assert len(out.key_values) == bb.num_layers
+        loss = out.hidden_states[-1].square().mean() + sum(k.mean() + v.square().mean() for k, v in out.key_values)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in bb.decoder.named_parameters() if p.grad is not None}
+        return out, grads
+
+    calls, mlp0_forward = [], bb.decoder.layers[0].mlp.forward
+    bb.decoder.layers[0].mlp.forward = lambda *a, **k: calls.append(1) or mlp0_forward(*a, **k)
+    plain, plain_grads = loss_and_grads(False)
+    assert len(calls) == 1
+    ckpt, ckpt_grads = loss_and_grads(True)
+    assert len(calls) == 3  # forward + the recomputation in backward: activations were not kept
+    for a, b in zip(plain.hidden_states, ckpt.hidden_states, strict=True):
+        torch.testing.assert_close(a, b)
+    for (k1, v1), (k2, v2) in zip(plain.key_values, ckpt.key_values, strict=True):
+        torch.testing.assert_close(k1, k2)
+        torch.testing.assert_close(v1, v2)
+    assert plain_grads.keys() == ckpt_grads.keys() and any("layers.3." in n for n in ckpt_grads)
+    for name in plain_grads:
+        torch.testing.assert_close(plain_grads[name], ckpt_grads[name], msg=name)

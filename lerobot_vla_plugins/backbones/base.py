@@ -79,25 +79,77 @@ class VLMOutput:
         return torch.gather(states, 1, positions.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
 
 
+class _CaptureKV:
+    """Stands in for a cache during one layer call and keeps the keys/values its attention computed."""
+
+    def __init__(self):
+        self.kv: tuple[Tensor, Tensor] | None = None
+
+    def update(self, key_states: Tensor, value_states: Tensor, layer_idx: int, cache_kwargs=None):
+        self.kv = (key_states, value_states)
+        return key_states, value_states
+
+
+def _layer_forward(self, hidden_states: Tensor, *args, vla_return_kv: bool = False, vla_checkpoint: bool = False, **kwargs):
+    """Forward of a decoder layer that can also return its keys/values and recompute itself in backward.
+
+    Installed on each decoder layer (``DecoderStack.install``) so that the K/V are outputs of the layer's own
+    forward. That matters under FSDP: a shard unit's backward hooks are attached to its outputs, and K/V read
+    from a cache would carry gradients into the unit without passing through them. Checkpointing runs inside
+    the unit for the same reason (its parameters are gathered again before the recomputation).
+    """
+    cls_forward = type(self).forward
+
+    def body(h: Tensor):
+        if not vla_return_kv:  # also the path of the model's own forward, which passes its cache itself
+            return (cls_forward(self, h, *args, **kwargs),)
+        capture = _CaptureKV()
+        out = cls_forward(self, h, *args, **{**kwargs, "past_key_values": capture, "use_cache": True})
+        return out, *capture.kv
+
+    if vla_checkpoint:
+        from torch.utils.checkpoint import checkpoint
+
+        outs = checkpoint(body, hidden_states, use_reentrant=False)
+    else:
+        outs = body(hidden_states)
+    return outs if vla_return_kv else outs[0]
+
+
 class DecoderStack:
     """Runs a transformers Llama/Qwen2-style decoder (``embed_tokens``, ``layers``, ``norm``, ``rotary_emb``)
     over a prefix, layer by layer.
 
     The layers are called exactly as the model's own ``forward`` calls them (same masks, rotary
-    embeddings and cache), so outputs equal ``model(inputs_embeds=..., output_hidden_states=True)``.
+    embeddings), so outputs equal ``model(inputs_embeds=..., output_hidden_states=True)``. Per-layer K/V
+    come back as outputs of each layer call (see ``_layer_forward``), which keeps the stack usable under
+    DDP and FSDP (one shard unit per decoder layer).
     """
 
-    def __init__(self, decoder: nn.Module):
+    def __init__(self, decoder: nn.Module, gradient_checkpointing: bool = False):
         for attr in ("layers", "norm", "rotary_emb", "config"):
             if not hasattr(decoder, attr):
                 raise TypeError(f"{type(decoder).__name__} is not a Llama/Qwen2-style decoder: no '{attr}'")
         self.decoder = decoder
+        #: recompute each layer in the backward pass instead of keeping its activations (training only)
+        self.gradient_checkpointing = gradient_checkpointing
+        self.install(decoder)
+
+    @staticmethod
+    def install(decoder: nn.Module) -> None:
+        """Give every decoder layer the K/V-returning forward (idempotent; survives FSDP wrapping and deepcopy)."""
+        import types
+
+        for layer in decoder.layers:
+            inner = getattr(layer, "_fsdp_wrapped_module", layer)
+            if getattr(inner.forward, "__func__", None) is not _layer_forward:
+                inner.forward = types.MethodType(_layer_forward, inner)
 
     @property
     def num_layers(self) -> int:
         return len(self.decoder.layers)
 
-    def _prepare(self, inputs: VLMInputs, cache):
+    def _prepare(self, inputs: VLMInputs):
         from transformers.masking_utils import create_causal_mask
 
         config = self.decoder.config
@@ -105,7 +157,7 @@ class DecoderStack:
             config=config,
             inputs_embeds=inputs.inputs_embeds,
             attention_mask=inputs.attention_mask.to(torch.long),
-            past_key_values=cache,
+            past_key_values=None,
             position_ids=inputs.position_ids,
         )
         position_embeddings = self.decoder.rotary_emb(inputs.inputs_embeds, inputs.position_ids)
@@ -116,30 +168,33 @@ class DecoderStack:
     ) -> Iterator[tuple[int, Tensor, tuple[Tensor, Tensor] | None]]:
         """Yield ``(layer_index, hidden (B, N, D), (keys, values) or None)`` after each layer.
 
-        The caller may stop early (A1's early exit): the remaining layers are never computed.
+        Keys/values are (B, KV heads, N, head dim), after RoPE. The caller may stop early (A1's early
+        exit): the remaining layers are never computed.
         """
-        from transformers import DynamicCache
-
         n = self.num_layers if num_layers is None else num_layers
         if not 0 < n <= self.num_layers:
             raise ValueError(f"num_layers must be in [1, {self.num_layers}], got {n}")
-        cache = DynamicCache(config=self.decoder.config) if collect_kv else None
-        mask, position_embeddings = self._prepare(inputs, cache)
+        mask, position_embeddings = self._prepare(inputs)
         hidden = inputs.inputs_embeds
         layer_types = getattr(self.decoder.config, "layer_types", None)
+        checkpointing = self.gradient_checkpointing and self.decoder.training and torch.is_grad_enabled()
         for i, layer in enumerate(self.decoder.layers[:n]):
             if layer_types is not None and layer_types[i] != "full_attention":
                 raise NotImplementedError(f"layer {i} uses {layer_types[i]!r}; only full attention is supported")
-            hidden = layer(
+            out = layer(
                 hidden,
                 attention_mask=mask,
                 position_embeddings=position_embeddings,
                 position_ids=inputs.position_ids,
-                past_key_values=cache,
-                use_cache=collect_kv,
+                vla_return_kv=collect_kv,
+                vla_checkpoint=checkpointing,
             )
-            kv = (cache.layers[i].keys, cache.layers[i].values) if collect_kv else None
-            yield i, hidden, kv
+            if collect_kv:
+                hidden, keys, values = out
+                yield i, hidden, (keys, values)
+            else:
+                hidden = out
+                yield i, hidden, None
 
     def run(
         self,
@@ -244,6 +299,8 @@ class VLMBackbone(nn.Module):
 
     #: family name used in configs (``backbone_family``)
     family: str = ""
+    #: recompute decoder layers in the backward pass (``DecoderStack.gradient_checkpointing``); set by the policy
+    gradient_checkpointing: bool = False
 
     @property
     def decoder(self) -> nn.Module:  # pragma: no cover - abstract
@@ -251,7 +308,7 @@ class VLMBackbone(nn.Module):
 
     @property
     def stack(self) -> DecoderStack:
-        return DecoderStack(self.decoder)
+        return DecoderStack(self.decoder, gradient_checkpointing=self.gradient_checkpointing)
 
     @property
     def hidden_size(self) -> int:

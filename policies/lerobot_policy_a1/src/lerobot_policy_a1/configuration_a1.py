@@ -57,6 +57,9 @@ class A1Config(PreTrainedConfig):
     # Keep only the first k language-model layers (None: all).
     vlm_num_layers: int | None = None
     vlm_dtype: str = "float32"
+    # Recompute the language model's layers in the backward pass instead of storing their activations (the 7B
+    # recipe turns it on: docs/training_at_scale.md). Outputs and gradients are unchanged.
+    gradient_checkpointing: bool = False
     attn_implementation: str = "sdpa"
     # Molmo's "role" message format with A1's empty system prompt for the "action" style; the instruction is
     # lower-cased as the released RLDS pipeline does.

@@ -253,6 +253,7 @@ class A1Model(nn.Module):
         self.backbone: VLMBackbone = family.from_pretrained(
             config.vlm_name, dtype=config.vlm_dtype, attn_implementation=config.attn_implementation, num_layers=config.vlm_num_layers
         )
+        self.backbone.gradient_checkpointing = config.gradient_checkpointing
         self.num_layers = self.backbone.num_layers
         self.exit_layers = exit_layers(self.num_layers, config.exit_interval) if self.num_layers >= 2 else [0]
         if config.head == "flow_matching":

@@ -73,6 +73,9 @@ class VitaVlaConfig(PreTrainedConfig):
     vlm_path: str = "VITA-MLLM/VITA-1.5"
     # bfloat16 as trained (DeepSpeed bf16); float32 for CPU runs.
     vlm_dtype: str = "bfloat16"
+    # Recompute the language model's layers in the backward pass instead of storing their activations (the 7B
+    # recipe turns it on: docs/training_at_scale.md). Outputs and gradients are unchanged.
+    gradient_checkpointing: bool = False
     attn_implementation: str = "sdpa"
     # Images are resized to this square size: 200 px -> 14x14 patches of 14 px -> 49 tokens (Appendix A.1).
     vlm_image_size: int = 200

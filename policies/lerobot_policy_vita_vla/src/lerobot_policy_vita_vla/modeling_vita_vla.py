@@ -95,6 +95,7 @@ class VitaVlaModel(nn.Module):
             attn_implementation=config.attn_implementation,
             image_size=config.vlm_image_size,
         )
+        self.backbone.gradient_checkpointing = config.gradient_checkpointing
         width, out = self.backbone.hidden_size, config.mapper_width
         state_dim = config.robot_state_feature.shape[0]
         self.state_encoder = StateEncoder(state_dim - config.gripper_state_dim, config.gripper_state_dim, config.gripper_state_mode, width)
