@@ -7,12 +7,14 @@ starts from stage 1's weights with a fresh optimizer and changes them."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from lerobot_vla_plugins.recipes.evo1_two_stage import parse_args, plan
+from lerobot_vla_plugins.recipes.evo1_two_stage import launcher, parse_args, plan, run
 from lerobot_vla_plugins.testing import run_cli
 
 DATASET = ["--dataset.repo_id=local/mw", "--dataset.root=/data/mw"]
@@ -188,3 +190,25 @@ def test_running_the_command_again_resumes_either_stage(tmp_path, metaworld_data
     proc = _recipe(out, metaworld_dataset, tiny_internvl, "--stage1_steps=2", "--stage2_steps=2")
     assert "stage 1 (VLM frozen): already done" in proc.stdout and "stage 2 (full fine-tuning): resume" in proc.stdout
     assert json.loads((out / "stage2/checkpoints/last/training_state/training_step.json").read_text())["step"] == 2
+
+
+def test_several_processes_run_each_stage_under_accelerate_launch(tmp_path):
+    ran = []
+    cfg = parse_args([*DATASET, f"--output_dir={tmp_path}", "--num_processes=8", "--stage1_steps=5"])
+    assert run(cfg, runner=lambda cmd: ran.append(cmd) or subprocess.CompletedProcess(cmd, 1)) == 1  # stops at stage 1
+    (cmd,) = ran
+    assert Path(cmd[0]).name == "accelerate" and cmd[1:4] == ["launch", "--multi_gpu", "--num_processes=8"]
+    assert Path(cmd[4]).name == "lerobot-train" and "--policy.training_stage=stage1" in cmd and "--batch_size=16" in cmd
+
+    config = tmp_path / "fsdp.yaml"
+    config.write_text("distributed_type: FSDP\n")
+    cfg = parse_args([*DATASET, f"--output_dir={tmp_path / 'b'}", f"--accelerate_config={config}", "--num_processes=2"])
+    assert launcher(cfg)[1:4] == ["launch", f"--config_file={config}", "--num_processes=2"]
+    assert launcher(parse_args([*DATASET, f"--output_dir={tmp_path / 'c'}"]))[0].endswith("lerobot-train")
+
+
+@pytest.mark.parametrize("bad", ["--num_processes=0", "--accelerate_config=/no/such.yaml"])
+def test_bad_launch_options_are_refused(tmp_path, bad, capsys):
+    with pytest.raises(SystemExit):
+        parse_args([*DATASET, f"--output_dir={tmp_path}", bad])
+    assert bad.split("=")[0] in capsys.readouterr().err

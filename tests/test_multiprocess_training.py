@@ -1,18 +1,19 @@
-"""Training under LeRobot's accelerate multi-process path on CPU (2 processes, gloo): every rank ends with the
-same weights, frozen parts stay frozen on every rank, and the result resumes in a single process."""
+"""Every policy type under LeRobot's accelerate multi-process path on CPU (``accelerate launch``, 2 processes, gloo):
+``lerobot-train`` runs with a doubled effective batch, every rank ends with the same weights (and the saved
+checkpoint holds them), frozen parts stay frozen on every rank, and the result resumes in a single process."""
 
 from __future__ import annotations
 
 import json
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from lerobot_vla_plugins.testing import lerobot_env, run_cli
 from lerobot_vla_plugins.testing.ddp import accelerate_command
-
 from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
 
 
@@ -33,50 +34,99 @@ def launch_two_processes(out, dump, *train_args) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def evo1_ddp(tmp_path_factory, metaworld_dataset, tiny_internvl):
+# Tiny flags per policy type (the backbones are built under ``scratch``); each case also names the parameters it
+# must train (a substring of their names), so the test knows the step reached them.
+def _evo1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
+    return [*TINY_EVO1_FLAGS, f"--policy.vlm_model_name={tiny_internvl}"], ".action_head."
+
+
+def _vla_adapter(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
+    from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
+
+    vlm = build_tiny_prismatic(scratch / "tiny_prismatic")
+    return [
+        "--policy.type=vla_adapter", f"--policy.vlm_path={vlm}", "--policy.num_action_queries=8",
+        "--policy.training_mode=lora", "--policy.lora_rank=4", "--policy.lora_alpha=8",
+    ], "lora_"
+
+
+def _a1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
+    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+
+    vlm = build_tiny_molmo(scratch / "tiny_molmo")
+    # random exit training: the layer drawn on rank 0 is broadcast, so both ranks train the same exit
+    return [
+        "--policy.type=a1", "--policy.backbone_family=molmo", f"--policy.vlm_name={vlm}", "--policy.exit_training=random",
+        "--policy.expert_hidden_size=32", "--policy.expert_num_heads=2", "--policy.expert_intermediate_size=64",
+        "--policy.chunk_size=4", "--policy.n_action_steps=4", "--policy.exit_interval=1",
+    ], ".head."
+
+
+def _seer(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
+    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
+
+    overrides = build_tiny_seer_encoders(scratch / "tiny_seer")
+    return ["--policy.type=seer", "--policy.history_length=2", *[f"--policy.{k}={v}" for k, v in overrides.items()]], "trunk"
+
+
+def _vita_vla(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
+    from lerobot_vla_plugins.testing.vita import build_tiny_vita_with_teacher
+
+    # stage 1: the frozen Seer teacher runs on every rank inside the forward; only the adapters train
+    overrides = build_tiny_vita_with_teacher(scratch)
+    return ["--policy.type=vita_vla", "--policy.stage=align", *[f"--policy.{k}={v}" for k, v in overrides.items()]], "action_mapper"
+
+
+CASES = {"evo1": _evo1, "vla_adapter": _vla_adapter, "a1": _a1, "seer": _seer, "vita_vla": _vita_vla}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def ddp_run(request, tmp_path_factory, metaworld_dataset, tiny_internvl):
     repo_id, root = metaworld_dataset
-    base = tmp_path_factory.mktemp("ddp")
+    base = tmp_path_factory.mktemp(f"ddp_{request.param}")
+    flags, trained = CASES[request.param](base / "scratch", tiny_internvl)
     log = launch_two_processes(
-        base / "train", base / "dump", *TINY_EVO1_FLAGS, f"--policy.vlm_model_name={tiny_internvl}",
+        base / "train", base / "dump", *flags, "--policy.device=cpu", "--policy.push_to_hub=false",
         f"--dataset.repo_id={repo_id}", f"--dataset.root={root}", "--steps=3", "--batch_size=2", "--num_workers=0",
         "--save_freq=3", "--log_freq=1",
     )
-    return base, log
+    return base, log, trained
 
 
-def test_two_processes_train_with_a_doubled_effective_batch(evo1_ddp):
-    base, log = evo1_ddp
+def test_two_processes_train_with_a_doubled_effective_batch(ddp_run):
+    base, log, _ = ddp_run
     assert "Effective batch size: 2 x 2 = 4" in log
     step = json.loads((base / "train" / "checkpoints" / "last" / "training_state" / "training_step.json").read_text())
     assert step == {"step": 3, "num_processes": 2, "batch_size": 2}
 
 
-def test_every_rank_ends_with_identical_weights(evo1_ddp):
-    base, _ = evo1_ddp
+def test_every_rank_ends_with_identical_weights(ddp_run):
+    base, _, _ = ddp_run
     rank0, rank1 = (load_file(base / "dump" / f"rank{r}.safetensors") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         assert rank0[key].equal(rank1[key]), key
     saved = load_file(base / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors")
+    assert saved
     for key in saved:
         assert saved[key].equal(rank0[key]), key
 
 
-def test_frozen_backbone_is_unchanged_on_every_rank(evo1_ddp):
-    base, _ = evo1_ddp  # evo1 stage1 (its default) freezes the whole VLM
+def test_frozen_parts_are_unchanged_and_trained_parts_changed_on_every_rank(ddp_run):
+    base, _, trained = ddp_run
     for r in (0, 1):
         init = load_file(base / "dump" / f"rank{r}_init.safetensors")
         final = load_file(base / "dump" / f"rank{r}.safetensors")
-        vlm = [k for k in init if ".embedder." in k]
-        head = [k for k in init if ".action_head." in k]
-        assert vlm and head
-        assert all(init[k].equal(final[k]) for k in vlm)
-        assert any(not init[k].equal(final[k]) for k in head)
+        trainable = set(json.loads((base / "dump" / f"rank{r}_trainable.json").read_text()))
+        frozen = [k for k in init if k not in trainable]
+        assert frozen, "every policy here freezes something (a vision encoder, the VLM, the base weights)"
+        assert all(init[k].equal(final[k]) for k in frozen), [k for k in frozen if not init[k].equal(final[k])][:5]
+        changed = [k for k in trainable if not init[k].equal(final[k])]
+        assert any(trained in k for k in changed), f"no parameter matching {trained!r} changed"
 
 
-def test_a_two_process_run_resumes_in_a_single_process(evo1_ddp):
-    base, _ = evo1_ddp
+def test_a_two_process_run_resumes_in_a_single_process(ddp_run):
+    base, _, _ = ddp_run
     config = base / "train" / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
     run_cli("lerobot-train", f"--config_path={config}", "--resume=true", "--steps=4")
     step = json.loads((base / "train" / "checkpoints" / "000004" / "training_state" / "training_step.json").read_text())

@@ -25,6 +25,8 @@ Usage::
 
 Options that are not the recipe's own are passed to ``lerobot-train`` for both stages; prefix them with
 ``--stage1.`` or ``--stage2.`` to pass them to one stage only. ``--dry_run=true`` prints the commands.
+``--num_processes=8`` runs each stage under ``accelerate launch --multi_gpu`` (the paper's 8 GPUs; global batch =
+``--batch_size`` x processes); ``--accelerate_config=<file>`` uses an accelerate config (multi-node, FSDP).
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class RecipeConfig:
     augmentation: bool = PAPER["augmentation"]
     #: run stage 1 only ("1") or both ("2")
     until_stage: int = 2
+    #: training processes per stage: > 1 runs each stage under ``accelerate launch --multi_gpu`` (the paper: 8
+    #: GPUs; global batch = batch_size x num_processes, LeRobot does not scale the learning rate)
+    num_processes: int = 1
+    #: an accelerate config file for both stages (multi-node, FSDP...), passed as ``--config_file``
+    accelerate_config: str | None = None
     dry_run: bool = False
     #: lerobot-train options for both stages / for one stage ("--key=value" strings)
     extra: list[str] = field(default_factory=list)
@@ -104,7 +111,13 @@ def parse_args(argv: list[str]) -> RecipeConfig:
     p.add_argument("--augmentation", type=_bool, default=PAPER["augmentation"])
     p.add_argument("--until_stage", type=int, choices=(1, 2), default=2)
     p.add_argument("--dry_run", type=_bool, default=False)
+    p.add_argument("--num_processes", type=int, default=1)
+    p.add_argument("--accelerate_config", default=None)
     args, rest = p.parse_known_args(argv)
+    if args.num_processes < 1:
+        p.error(f"--num_processes must be >= 1 (got {args.num_processes})")
+    if args.accelerate_config is not None and not Path(args.accelerate_config).is_file():
+        p.error(f"--accelerate_config={args.accelerate_config}: no such file (see `lerobot-vla-accelerate-config`)")
     for name in ("stage1_steps", "stage2_steps", "batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
@@ -129,6 +142,7 @@ def parse_args(argv: list[str]) -> RecipeConfig:
         warmup_steps=args.warmup_steps, grad_clip_norm=args.grad_clip_norm, weight_decay=args.weight_decay,
         dropout=args.dropout, log_freq=args.log_freq, save_freq=args.save_freq, augmentation=args.augmentation,
         until_stage=args.until_stage, dry_run=args.dry_run, extra=extra, stage_extra=stage_extra,
+        num_processes=args.num_processes, accelerate_config=args.accelerate_config,
     )
 
 
@@ -241,6 +255,21 @@ def _lerobot_train() -> str:
     return str(exe) if exe.exists() else "lerobot-train"
 
 
+def launcher(cfg: RecipeConfig) -> list[str]:
+    """The command prefix of each stage: ``lerobot-train``, under ``accelerate launch`` for several processes."""
+    if cfg.num_processes == 1 and cfg.accelerate_config is None:
+        return [_lerobot_train()]
+    bin_dir = Path(sys.executable).parent
+    accelerate = str(bin_dir / "accelerate") if (bin_dir / "accelerate").exists() else "accelerate"
+    cmd = [accelerate, "launch"]
+    if cfg.accelerate_config is not None:
+        cmd.append(f"--config_file={cfg.accelerate_config}")
+    else:
+        cmd.append("--multi_gpu")
+    cmd.append(f"--num_processes={cfg.num_processes}")
+    return [*cmd, _lerobot_train()]
+
+
 def run(cfg: RecipeConfig, runner=subprocess.run) -> int:
     """Execute the plan; returns the exit status of the first failing lerobot-train (0 when all succeed)."""
     try:
@@ -253,7 +282,7 @@ def run(cfg: RecipeConfig, runner=subprocess.run) -> int:
         if step.action == "done":
             print(f"[evo1-recipe] {name}: already done", flush=True)
             continue
-        cmd = [_lerobot_train(), *step.args]
+        cmd = [*launcher(cfg), *step.args]
         print(f"[evo1-recipe] {name}: {step.action}\n  {' '.join(cmd)}", flush=True)
         if cfg.dry_run:
             continue

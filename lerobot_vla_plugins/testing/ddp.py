@@ -3,7 +3,8 @@
 LeRobot saves checkpoints from the main process only, so whether all processes ended with the same weights
 cannot be read from a checkpoint. This launcher runs LeRobot's own ``lerobot-train`` entry point unchanged and,
 when LeRobot calls ``Accelerator.end_training()`` after the last step, has each rank write its unwrapped
-policy's state dict to ``$VLA_DDP_DUMP_DIR/rank<i>.safetensors`` and its initial one to ``rank<i>_init.safetensors``.
+policy's state dict to ``$VLA_DDP_DUMP_DIR/rank<i>.safetensors``, its initial one to ``rank<i>_init.safetensors``
+and the names of its trainable parameters to ``rank<i>_trainable.json``.
 
 Run it as ``accelerate launch --multi_gpu --num_processes=2 -m lerobot_vla_plugins.testing.ddp <lerobot-train flags>``
 with ``--policy.device=cpu``: accelerate's launcher is torchrun, and LeRobot builds its ``Accelerator`` with
@@ -12,6 +13,7 @@ with ``--policy.device=cpu``: accelerate's launcher is torchrun, and LeRobot bui
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -34,6 +36,8 @@ def main() -> None:
         for obj in args:  # the policy is the first nn.Module LeRobot prepares
             if hasattr(obj, "state_dict") and hasattr(obj, "config"):
                 save_file(_state(obj), dump / f"rank{self.process_index}_init.safetensors")
+                trainable = sorted(n for n, p in obj.named_parameters() if p.requires_grad)
+                (dump / f"rank{self.process_index}_trainable.json").write_text(json.dumps(trainable))
                 break
         return original_prepare(self, *args, **kwargs)
 
