@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-#: evo1 overrides for a model that runs on a CPU in seconds (see docs/robots.md).
+#: evo1 overrides for a model that runs on a CPU in seconds (see the README, "Robots").
 TINY_EVO1 = dict(
     image_resolution=(32, 32), embed_dim=64, hidden_dim=128, state_hidden_dim=128, num_heads=4, num_layers=2,
     chunk_size=8, n_action_steps=8, vlm_num_layers=4, vlm_dtype="float32", use_flash_attn=False,

@@ -138,7 +138,7 @@ def test_lerobot_record_with_the_piper_leader_records_episodes(tmp_path):
 
 @pytest.mark.slow
 def test_evo1_xarm6_recipe_trains_on_a_recorded_dataset_and_rolls_out(tmp_path, tiny_internvl):
-    """docs/robots.md "Evo-1 on xArm6": record (rollout) -> lerobot-train evo1 -> lerobot-rollout, all on the sim."""
+    """README "Robots", Evo-1 on xArm6: record (rollout) -> lerobot-train evo1 -> lerobot-rollout, all on the sim."""
     ckpt0 = _ckpt(tmp_path, tiny_internvl, "xarm6")
     rec = tmp_path / "rec"
     run_cli("lerobot-rollout", *rollout_args(ckpt0, "xarm6", ROBOTS["xarm6"], rec, seconds=6), timeout=600)
