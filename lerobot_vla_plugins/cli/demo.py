@@ -10,7 +10,7 @@ measured, whatever it is.
 
 Usage::
 
-    lerobot-vla-demo                                  # evo1 on button-press-topdown-v3, ~15 min on 2 CPU cores
+    lerobot-vla-demo                                  # evo1 on button-press-topdown-v3, ~25 min on 2 CPU cores
     lerobot-vla-demo --steps=3000 --eval_episodes=10  # longer
     lerobot-vla-demo --policy=vla_adapter              # another policy of the collection (its tiny bench case)
 """
