@@ -5,7 +5,6 @@ checkpoint holds them), frozen parts stay frozen on every rank, and the result r
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -13,21 +12,15 @@ import pytest
 from safetensors.torch import load_file
 
 from lerobot_vla_plugins.testing import lerobot_env, run_cli
-from lerobot_vla_plugins.testing.ddp import accelerate_command
+from lerobot_vla_plugins.testing.ddp import accelerate_command, free_port
 from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_two_processes(out, dump, *train_args) -> str:
     env = lerobot_env()
     env["VLA_DDP_DUMP_DIR"] = str(dump)
     proc = subprocess.run(
-        accelerate_command(2, _free_port(), *train_args, f"--output_dir={out}"),
+        accelerate_command(2, free_port(), *train_args, f"--output_dir={out}"),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -51,15 +44,12 @@ def _vla_adapter(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
 
 
 def _a1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
-    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+    from lerobot_vla_plugins.bench.cases.a1 import cases
 
-    vlm = build_tiny_molmo(scratch / "tiny_molmo")
+    (tiny,) = [c for c in cases() if c.size == "tiny"]
+    overrides = {**tiny.overrides, **tiny.prepare(scratch), "exit_interval": 1}
     # random exit training: the layer drawn on rank 0 is broadcast, so both ranks train the same exit
-    return [
-        "--policy.type=a1", "--policy.backbone_family=molmo", f"--policy.vlm_name={vlm}", "--policy.exit_training=random",
-        "--policy.expert_hidden_size=32", "--policy.expert_num_heads=2", "--policy.expert_intermediate_size=64",
-        "--policy.chunk_size=4", "--policy.n_action_steps=4", "--policy.exit_interval=1",
-    ], ".head."
+    return ["--policy.type=a1", "--policy.exit_training=random", *[f"--policy.{k}={v}" for k, v in overrides.items()]], ".head."
 
 
 def _seer(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:

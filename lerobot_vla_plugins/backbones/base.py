@@ -137,13 +137,20 @@ class DecoderStack:
 
     @staticmethod
     def install(decoder: nn.Module) -> None:
-        """Give every decoder layer the K/V-returning forward (idempotent; survives FSDP wrapping and deepcopy)."""
+        """Give every decoder layer the K/V-returning forward (idempotent; survives FSDP wrapping and deepcopy).
+
+        Runs once per layer list: ``backbone.stack`` builds a DecoderStack on every forward, and a later
+        ``truncate_layers`` or FSDP wrapping keeps the installed layers.
+        """
         import types
 
+        if decoder.__dict__.get("_vla_installed_layers") is decoder.layers:
+            return
         for layer in decoder.layers:
             inner = getattr(layer, "_fsdp_wrapped_module", layer)
             if getattr(inner.forward, "__func__", None) is not _layer_forward:
                 inner.forward = types.MethodType(_layer_forward, inner)
+        object.__setattr__(decoder, "_vla_installed_layers", decoder.layers)
 
     @property
     def num_layers(self) -> int:

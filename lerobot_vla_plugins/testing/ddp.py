@@ -54,6 +54,15 @@ def main() -> None:
     train_main()
 
 
+def free_port() -> int:
+    """A free local TCP port for a process group's rendezvous."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def accelerate_command(num_processes: int, port: int, *train_args: str) -> list[str]:
     """The command line that launches ``lerobot-train`` (through this module) on ``num_processes`` CPU processes."""
     bin_dir = Path(sys.executable).parent

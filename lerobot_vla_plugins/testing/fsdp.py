@@ -13,14 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_a1(vlm_name: str):
@@ -28,13 +21,14 @@ def tiny_a1(vlm_name: str):
     from lerobot_policy_a1.configuration_a1 import A1Config
     from lerobot_policy_a1.modeling_a1 import A1Policy
 
+    from lerobot_vla_plugins.bench.cases.a1 import TINY_OVERRIDES
     from lerobot_vla_plugins.cli.info import metaworld_features
 
     inputs, outputs = metaworld_features()
     cfg = A1Config(
         input_features=dict(inputs), output_features=dict(outputs), backbone_family="molmo", vlm_name=vlm_name,
-        expert_hidden_size=32, expert_num_heads=2, expert_intermediate_size=64, chunk_size=4, n_action_steps=4,
-        exit_interval=1, exit_training="all", gradient_checkpointing=True, device="cpu", push_to_hub=False,
+        **TINY_OVERRIDES, exit_interval=1, exit_training="all", gradient_checkpointing=True, device="cpu",
+        push_to_hub=False,
     )
 
     def batch(seed: int):
@@ -44,8 +38,8 @@ def tiny_a1(vlm_name: str):
         return {
             "observation.image": torch.rand(2, 3, 64, 64, generator=g),
             "observation.state": torch.randn(2, 4, generator=g),
-            "action": torch.randn(2, 4, 4, generator=g),
-            "action_is_pad": torch.zeros(2, 4, dtype=torch.bool),
+            "action": torch.randn(2, cfg.chunk_size, 4, generator=g),
+            "action_is_pad": torch.zeros(2, cfg.chunk_size, dtype=torch.bool),
             "task": ["press the button from the top"] * 2,
         }
 
@@ -152,11 +146,12 @@ def run_fsdp_step(build: str, kwargs: dict, config_file: str | Path, out: str | 
     """
     import torch.multiprocessing as mp
 
+    from lerobot_vla_plugins.testing.ddp import free_port
     from lerobot_vla_plugins.training.accelerate import launch_env
 
     env = launch_env(config_file, f"--num_processes={num_processes}")
     env["FSDP_SYNC_MODULE_STATES"] = "false"  # needs GPUs; every process starts from the same seed instead
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    mp.spawn(_worker, args=(num_processes, _free_port(), env, build, kwargs, str(out)), nprocs=num_processes, join=True)
+    mp.spawn(_worker, args=(num_processes, free_port(), env, build, kwargs, str(out)), nprocs=num_processes, join=True)
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(num_processes)]
