@@ -34,8 +34,10 @@ def test_tiny_case_acts(case, tmp_path):
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.size == "paper"], ids=lambda c: c.name)
-def test_paper_case_builds_at_the_published_size(case):
+def test_paper_case_builds_at_the_published_size(case, tmp_path):
     from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
 
-    total = count_parameters(build_on_meta(_config(case, {})))["total_params"]
-    assert total > {"seer": 2e8, "vita_vla": 7e9}[case.policy_type]
+    total = count_parameters(build_on_meta(_config(case, case.prepare(tmp_path) if case.prepare else {})))["total_params"]
+    # published sizes; VITA-VLA on evo1's InternVL3-1B (0.81B) lands near evo1's 0.77B
+    low, high = {"vita_vla (evo1 backbone)": (7e8, 1e9)}.get(case.name, ({"seer": 2e8, "vita_vla": 7e9}[case.policy_type], 1e10))
+    assert low < total < high

@@ -61,6 +61,29 @@ def test_filters_select_by_policy_type_and_size():
         pick(sizes=["huge"])
 
 
+def test_compile_mode_adds_a_compiled_row_after_each_policy_of_ours():
+    cases = [
+        BenchCase("evo1", "evo1", "tiny"),
+        BenchCase("evo1 (accelerated)", "evo1", "tiny", setup=print),
+        BenchCase("seer", "seer", "tiny", overrides={"size": "base"}),
+    ]
+    picked = select_cases(BenchSettings(sizes=["tiny"], compile_mode="reduce-overhead"), cases)
+    # upstream evo1 has no compile option of ours: eager rows only
+    assert [c.key for c in picked] == ["evo1@tiny", "evo1 (accelerated)@tiny", "seer@tiny", "seer + compile@tiny"]
+    compiled = picked[-1]
+    assert compiled.overrides == {"size": "base", "compile_model": True, "compile_mode": "reduce-overhead"}
+    assert cases[2].overrides == {"size": "base"}  # the eager case is unchanged
+    assert select_cases(BenchSettings(sizes=["tiny"]), cases) == cases
+    # lerobot-vla-speed selects once and hands the selection to run_benchmark, which measures it as given
+    measured = run_benchmark(
+        BenchSettings(sizes=["tiny"], compile_mode="default", phases=["infer"]), cases=[BenchCase("x", "no_such_type", "tiny")],
+        log=lambda _: None,
+    )
+    assert [e["case"] for e in measured["cases"]] == ["x@tiny"]
+    with pytest.raises(ValueError, match="--compile_mode='fast': expected one of default, reduce-overhead"):
+        settings_from(SpeedConfig(compile_mode="fast"))
+
+
 def test_command_line_options_are_validated_with_the_fix_in_the_message():
     assert settings_from(SpeedConfig(batch_sizes="1, 8", policies="evo1,smolvla")).batch_sizes == [1, 8]
     with pytest.raises(ValueError, match="--batch_sizes='1,x': expected comma-separated integers"):

@@ -90,6 +90,23 @@ class _CaptureKV:
         return key_states, value_states
 
 
+class PrefixKV:
+    """Stands in for a cache during one layer call: the layer's attention reads fixed prefix keys/values
+    followed by its own.
+
+    ``update`` returns ``(cat(prefix_keys, keys), cat(prefix_values, values))`` along the sequence axis, what a
+    ``DynamicCache`` filled with the prefix returns for that layer, without building a cache over every layer on
+    each call. Holding only its own layer's tensors also keeps ``torch.compile``'s guards per layer, so one
+    compiled decoder-layer graph serves every layer (``lerobot_vla_plugins.speed.compile``).
+    """
+
+    def __init__(self, keys: Tensor, values: Tensor):
+        self.keys, self.values = keys, values
+
+    def update(self, key_states: Tensor, value_states: Tensor, layer_idx: int, cache_kwargs=None):
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
 def _layer_forward(self, hidden_states: Tensor, *args, vla_return_kv: bool = False, vla_checkpoint: bool = False, **kwargs):
     """Forward of a decoder layer that can also return its keys/values and recompute itself in backward.
 

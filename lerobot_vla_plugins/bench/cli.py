@@ -5,6 +5,7 @@ Examples::
     lerobot-vla-speed                                   # every case, tiny and paper size, batch 1 and 8, CPU
     lerobot-vla-speed --policies=evo1 --sizes=tiny --batch_sizes=1 --repeats=3
     lerobot-vla-speed --policies=evo1,vla_adapter --sizes=paper --device=cuda --dtype=bfloat16
+    lerobot-vla-speed --sizes=tiny --compile_mode=default   # + a torch.compile row per policy of ours
     lerobot-vla-speed --list=true                       # the cases that exist
     lerobot-vla-speed --from_json=outputs/speed/speed.json   # the tables of a saved report
 
@@ -49,6 +50,9 @@ class SpeedConfig:
     num_threads: int | None = None
     # Per-worker wall-clock limit in seconds (0 = none); a row that exceeds it is reported as failed.
     timeout_s: float = 0
+    # Also measure each policy of this package compiled (--policy.compile_model=true) in this torch.compile mode
+    # ("default", "reduce-overhead" = CUDA graphs on a GPU, ...), as a "+ compile" row next to its eager row.
+    compile_mode: str | None = None
     # Where tiny backbones are built (default: a temporary directory).
     scratch_dir: str | None = None
     output_json: str = "outputs/speed/speed.json"
@@ -83,12 +87,17 @@ def settings_from(cfg: SpeedConfig) -> BenchSettings:
 
         if not torch.cuda.is_available():
             raise ValueError(f"--device={cfg.device}: CUDA is not available on this machine; use --device=cpu")
+    if cfg.compile_mode is not None:
+        from lerobot_vla_plugins.speed.compile import COMPILE_MODES
+
+        if cfg.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"--compile_mode={cfg.compile_mode!r}: expected one of {', '.join(COMPILE_MODES)}")
     if cfg.repeats < 1 or cfg.warmup < 0:
         raise ValueError(f"--repeats must be >= 1 and --warmup >= 0 (got {cfg.repeats}, {cfg.warmup})")
     return BenchSettings(
         policies=_split(cfg.policies), sizes=_split(cfg.sizes), batch_sizes=batch_sizes, phases=phases,
         device=cfg.device, dtype=cfg.dtype, repeats=cfg.repeats, warmup=cfg.warmup, num_threads=cfg.num_threads,
-        timeout_s=cfg.timeout_s or None, scratch_dir=cfg.scratch_dir,
+        timeout_s=cfg.timeout_s or None, scratch_dir=cfg.scratch_dir, compile_mode=cfg.compile_mode,
     )
 
 

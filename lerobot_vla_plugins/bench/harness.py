@@ -56,6 +56,9 @@ class BenchSettings:
     timeout_s: float | None = None
     #: where tiny backbones are built; a temporary directory when None
     scratch_dir: str | None = None
+    #: also measure every policy of this package with ``compile_model=True`` in this ``torch.compile`` mode
+    #: (a "+ compile" row after its eager row); None: eager only
+    compile_mode: str | None = None
 
 
 def select_cases(settings: BenchSettings, cases: list[BenchCase] | None = None) -> list[BenchCase]:
@@ -82,7 +85,37 @@ def select_cases(settings: BenchSettings, cases: list[BenchCase] | None = None) 
             return True
         return any(case.name == p if p in names else case.policy_type == p for p in settings.policies)
 
-    return [c for c in cases if wanted(c) and c.size in settings.sizes]
+    selected = [c for c in cases if wanted(c) and c.size in settings.sizes]
+    if settings.compile_mode:
+        selected = [v for c in selected for v in (c, compiled_variant(c, settings.compile_mode)) if v is not None]
+    return selected
+
+
+def supports_compile(policy_type: str) -> bool:
+    """Whether ``policy_type`` is a policy of this package (``compile_model``: ``lerobot_vla_plugins.speed.compile``)."""
+    import dataclasses
+
+    import lerobot.policies  # noqa: F401  (registers the built-in policy types)
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.utils.import_utils import register_third_party_plugins
+
+    register_third_party_plugins()
+    cls = PreTrainedConfig.get_choice_class(policy_type)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls.__module__.startswith("lerobot_policy_") and {"compile_model", "compile_mode"} <= fields
+
+
+def compiled_variant(case: BenchCase, mode: str) -> BenchCase | None:
+    """The ``+ compile`` row of ``case`` (same case, ``compile_model=True``), or None for upstream policies (and
+    for cases with their own ``setup``, which are accelerations of upstream policies)."""
+    import dataclasses
+
+    if case.setup is not None or not supports_compile(case.policy_type):
+        return None
+    return dataclasses.replace(
+        case, name=f"{case.name} + compile", overrides={**case.overrides, "compile_model": True, "compile_mode": mode},
+        paper_figure="", notes=f"torch.compile of the repeated blocks, mode {mode!r}; compilation is in the warm-up",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -138,8 +171,9 @@ def _run_worker(spec: dict, workdir: Path, timeout_s: float | None, log) -> dict
 
 
 def run_benchmark(settings: BenchSettings, cases: list[BenchCase] | None = None, log=print) -> dict:
-    """Measure every selected case; returns the report (``{"settings", "machine", "cases": [...]}``)."""
-    selected = select_cases(settings, cases)
+    """Measure ``cases`` as given (already selected), or the cases ``settings`` selects when None; returns the
+    report (``{"settings", "machine", "cases": [...]}``)."""
+    selected = select_cases(settings) if cases is None else cases
     report = {"settings": asdict(settings), "machine": machine_info(settings.device), "cases": []}
     with tempfile.TemporaryDirectory(prefix="lerobot-vla-speed-") as tmp:
         scratch = Path(settings.scratch_dir) if settings.scratch_dir else Path(tmp) / "scratch"

@@ -272,10 +272,10 @@ def measure_inference(spec: dict, policy, preprocessor, postprocessor, cfg, memo
         t4 = time.perf_counter()
         return t2 - t1, (t2 - t1) + (t4 - t3), (t1 - t0) + (t3 - t2)
 
-    samples = {"refresh_s": [], "chunk_s": [], "processors_s": []}
+    samples = {"refresh_s": [], "chunk_s": [], "processors_s": [], "warmup_refresh_s": []}
     with torch.inference_mode(), memory as mem:
-        for _ in range(spec["warmup"]):
-            one_chunk()
+        for _ in range(spec["warmup"]):  # includes torch.compile's compilation for compiled policies
+            samples["warmup_refresh_s"].append(one_chunk()[0])
         for _ in range(spec["repeats"]):
             refresh, chunk, procs = one_chunk()
             samples["refresh_s"].append(refresh)
@@ -317,14 +317,14 @@ def measure_training(spec: dict, policy, preprocessor, postprocessor, cfg, memor
         _sync(device)
         return time.perf_counter() - t0
 
-    times = []
+    times, warmup_times = [], []
     with memory as mem:
-        for _ in range(max(spec["warmup"], 1)):  # the first step also allocates the optimizer state
-            step()
+        for _ in range(max(spec["warmup"], 1)):  # the first step also allocates the optimizer state (and compiles)
+            warmup_times.append(step())
         static = mem.current_bytes()  # weights + optimizer state, between steps
         for _ in range(spec["repeats"]):
             times.append(step())
-    return {"samples": {"step_s": times}, "peak_bytes": mem.peak_bytes(), "static_bytes": static}
+    return {"samples": {"step_s": times, "warmup_step_s": warmup_times}, "peak_bytes": mem.peak_bytes(), "static_bytes": static}
 
 
 class _CpuMemory:

@@ -6,6 +6,8 @@
 * paper: VITA-1.5 (InternViT-300M + MLP + Qwen2.5-7B, bf16) from the shipped preset with random weights, 200 px
   images, 10 steps of history (CALVIN), a 1024-wide (Seer-Large) action mapper; stage ``finetune`` (the language
   model trains; no teacher is needed). Inference is the same in every stage: the VLM runs over all turns each step.
+* ``vita_vla (evo1 backbone)``, paper size: VITA-VLA on upstream evo1's InternVL3-1B-hf (all 24 language layers;
+  evo1 keeps 14), everything else as above: the same-backbone comparison with evo1 on CPU.
 """
 
 from __future__ import annotations
@@ -24,8 +26,34 @@ def _tiny_backbone_and_teacher(scratch: Path) -> dict:
     return build_tiny_vita_with_teacher(scratch)
 
 
+EVO1_BACKBONE = "OpenGVLab/InternVL3-1B-hf"
+
+
+def _evo1_backbone(scratch: Path) -> dict:
+    """evo1's InternVL3-1B-hf as ``lerobot-vita-convert`` would leave it: the preset's full-size config and a
+    tokenizer with VITA's ``<state>``/``<action>`` tokens (a tiny BPE: the prompt is a few tokens shorter than with
+    Qwen2.5's), the config's ``image_token_id`` pointing at its ``<IMG_CONTEXT>``. No weights: random ones."""
+    from lerobot_vla_plugins.presets import preset_config
+    from lerobot_vla_plugins.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
+    from lerobot_vla_plugins.testing.vita import VITA_EXTRA_TOKENS
+
+    path = scratch / "InternVL3-1B-hf-vita"
+    tokenizer = train_byte_level_bpe(vocab_size=384, special_tokens=[*DEFAULT_SPECIAL_TOKENS, *VITA_EXTRA_TOKENS])
+    config = preset_config(EVO1_BACKBONE)
+    config.image_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    config.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return {"vlm_path": str(path)}
+
+
 def cases() -> list[BenchCase]:
     return [
         BenchCase(name="vita_vla", policy_type="vita_vla", size="tiny", overrides={"stage": "only_finetune"}, prepare=_tiny_backbone_and_teacher),
         BenchCase(name="vita_vla (7B)", policy_type="vita_vla", size="paper", overrides={"stage": "finetune"}, paper_figure=VITA_PAPER_FIGURE),
+        BenchCase(
+            name="vita_vla (evo1 backbone)", policy_type="vita_vla", size="paper",
+            overrides={"stage": "finetune"}, prepare=_evo1_backbone,
+            dtype_overrides={"float32": {"vlm_dtype": "float32"}, "bfloat16": {"vlm_dtype": "bfloat16"}},
+            notes="InternVL3-1B-hf as upstream evo1 (all 24 language layers; evo1 keeps 14), 10 steps of history; tiny tokenizer",
+        ),
     ]

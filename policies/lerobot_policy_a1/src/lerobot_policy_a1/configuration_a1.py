@@ -61,6 +61,11 @@ class A1Config(PreTrainedConfig):
     # recipe turns it on: docs/training_at_scale.md). Outputs and gradients are unchanged.
     gradient_checkpointing: bool = False
     attn_implementation: str = "sdpa"
+    # torch.compile the policy's repeated blocks (vision/decoder layers, head blocks) in place; compile_mode is
+    # torch.compile's mode ("reduce-overhead" adds CUDA graphs on a GPU). Same outputs up to float tolerance.
+    # lerobot_vla_plugins.speed.compile.
+    compile_model: bool = False
+    compile_mode: str = "default"
     # Molmo's "role" message format with A1's empty system prompt for the "action" style; the instruction is
     # lower-cased as the released RLDS pipeline does.
     prompt_template: str = " User: {instruction} Assistant:"
@@ -118,6 +123,9 @@ class A1Config(PreTrainedConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        from lerobot_vla_plugins.speed.compile import check_compile_mode
+
+        check_compile_mode("a1", self.compile_mode)
         from lerobot_vla_plugins.adaptive import check_metric
         from lerobot_vla_plugins.backbones import BACKBONE_FAMILIES
 

@@ -27,8 +27,10 @@ from lerobot.utils.constants import ACTION, OBS_STATE
 from lerobot_vla_plugins.adaptive import ExitCalibration, ExitController, ExitResult, ExitStats, exit_layers
 from lerobot_vla_plugins.adaptive.flops import attention_mlp_flops, linear_flops
 from lerobot_vla_plugins.backbones import VLMBackbone, VLMInputs, load_backbone_class
+from lerobot_vla_plugins.backbones.base import PrefixKV
 from lerobot_vla_plugins.heads.flow_matching import A1_FLOW_MATCHING, sinusoidal_time_embedding
 from lerobot_vla_plugins.heads.mlp_resnet import MLPResNet
+from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_a1 import A1Config
 
@@ -124,40 +126,57 @@ class A1FlowMatchingHead(nn.Module):
         at = self.action_time_out(F.silu(self.action_time_in(at)))
         return torch.cat([state_tok, at], dim=1)
 
+    def attention_inputs(self, prefix: list[tuple[Tensor, Tensor]], prefix_mask: Tensor, like: Tensor):
+        """(mask, position ids, rotary embeddings) of the suffix ``like`` (B, 1 + T, H) over the valid prefix.
+
+        They depend on the prefix and the suffix length only, not on x_t or t: computed once per query and shared
+        by its Euler steps (``A1Model._sample``).
+        """
+        from transformers import DynamicCache
+        from transformers.masking_utils import create_causal_mask
+
+        b, m = like.shape[:2]
+        # The mask only needs the prefix length (layer 0's cache); each layer reads its own prefix K/V.
+        cache = DynamicCache(config=self.expert.config)
+        cache.update(prefix[0][0], prefix[0][1], 0)
+        # Suffix positions continue after each sample's valid prefix (released 4d variant; its default 2d
+        # variant counts padded prefix positions, which makes a sample's output depend on its batch).
+        positions = prefix_mask.long().sum(1, keepdim=True) + torch.arange(m, device=like.device).unsqueeze(0)
+        mask_2d = torch.cat([prefix_mask.bool(), torch.ones(b, m, dtype=torch.bool, device=like.device)], dim=1)
+        mask = create_causal_mask(
+            config=self.expert.config, inputs_embeds=like, attention_mask=mask_2d, past_key_values=cache, position_ids=positions
+        )
+        return mask, positions, self.expert.rotary_emb(like, positions)
+
     def forward(
-        self, prefix: list[tuple[Tensor, Tensor]], prefix_mask: Tensor, state: Tensor, x_t: Tensor, t: Tensor, out_layers: list[int]
+        self,
+        prefix: list[tuple[Tensor, Tensor]],
+        prefix_mask: Tensor,
+        state: Tensor,
+        x_t: Tensor,
+        t: Tensor,
+        out_layers: list[int],
+        attention: tuple | None = None,
     ) -> dict[int, Tensor]:
         """Velocity (B, T, A) read after each expert layer in ``out_layers`` (0-based); the expert runs
         max(out_layers) + 1 layers, its layer i over ``prefix[i]`` (already ``prefix_kv``-mapped).
 
         Args:
             prefix_mask: (B, N) bool, True for valid prefix tokens (right padding is ignored).
+            attention: ``attention_inputs`` of this prefix, when the caller computed them once for several calls.
         """
-        from transformers import DynamicCache
-        from transformers.masking_utils import create_causal_mask
-
         depth = max(out_layers) + 1
         if depth > len(prefix):
             raise ValueError(f"expert depth {depth} needs {depth} prefix layers, got {len(prefix)}")
         suffix = self.suffix(state, x_t, t)
-        b, m = suffix.shape[:2]
-        cache = DynamicCache(config=self.expert.config)
-        for i in range(depth):
-            cache.update(prefix[i][0], prefix[i][1], i)
-        # Suffix positions continue after each sample's valid prefix (released 4d variant; its default 2d
-        # variant counts padded prefix positions, which makes a sample's output depend on its batch).
-        positions = prefix_mask.long().sum(1, keepdim=True) + torch.arange(m, device=suffix.device).unsqueeze(0)
-        mask_2d = torch.cat([prefix_mask.bool(), torch.ones(b, m, dtype=torch.bool, device=suffix.device)], dim=1)
-        mask = create_causal_mask(
-            config=self.expert.config, inputs_embeds=suffix, attention_mask=mask_2d, past_key_values=cache, position_ids=positions
-        )
-        pos_emb = self.expert.rotary_emb(suffix, positions)
+        mask, positions, pos_emb = attention if attention is not None else self.attention_inputs(prefix, prefix_mask, suffix)
         hidden = suffix
         wanted = set(out_layers)
         out: dict[int, Tensor] = {}
         for i, layer in enumerate(self.expert.layers[:depth]):
             hidden = layer(
-                hidden, attention_mask=mask, position_embeddings=pos_emb, position_ids=positions, past_key_values=cache, use_cache=True
+                hidden, attention_mask=mask, position_embeddings=pos_emb, position_ids=positions,
+                past_key_values=PrefixKV(*prefix[i]), use_cache=True,
             )
             if i in wanted:
                 out[i] = self.action_out(self.expert.norm(hidden)[:, 1:])
@@ -417,10 +436,13 @@ class A1Model(nn.Module):
         depth = len(prefix)
         b = state.shape[0]
 
-        def velocity(x, t):
-            return self.head(prefix, mask, state, x, t, [depth - 1])[depth - 1]
-
         shape = (b, self.config.chunk_size, self.config.max_action_dim)
+        like = torch.empty(b, 1 + shape[1], 1, device=state.device, dtype=self.head.action_in_proj.weight.dtype)
+        attention = self.head.attention_inputs(prefix, mask, like)  # once per query, shared by the Euler steps
+
+        def velocity(x, t):
+            return self.head(prefix, mask, state, x, t, [depth - 1], attention=attention)[depth - 1]
+
         return A1_FLOW_MATCHING.sample(velocity, steps, x_init=x_init, shape=shape, device=state.device, generator=generator)
 
     def predict_full_depth(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
@@ -542,6 +564,8 @@ class A1Policy(PreTrainedPolicy):
         self._warm_memory: Tensor | None = None
         self._stats_hook_registered = False
         self._queue: deque = deque(maxlen=config.n_action_steps)
+        if config.compile_model:
+            compile_repeated_blocks(self.model, config.compile_mode)
 
     # ------------------------------------------------------------------ LeRobot contract
     def get_optim_params(self) -> list[dict]:

@@ -120,6 +120,11 @@ class SeerConfig(PreTrainedConfig):
     ensemble_temperature: float = 0.01
     # Map the gripper probability to -1/+1 at 0.5 (released evaluation); otherwise 2p - 1.
     binarize_gripper: bool = True
+    # torch.compile the policy's repeated blocks (vision/decoder layers, head blocks) in place; compile_mode is
+    # torch.compile's mode ("reduce-overhead" adds CUDA graphs on a GPU). Same outputs up to float tolerance.
+    # lerobot_vla_plugins.speed.compile.
+    compile_model: bool = False
+    compile_mode: str = "default"
 
     normalization_mapping: dict[str, NormalizationMode] = field(
         default_factory=lambda: {
@@ -142,6 +147,9 @@ class SeerConfig(PreTrainedConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        from lerobot_vla_plugins.speed.compile import check_compile_mode
+
+        check_compile_mode("seer", self.compile_mode)
         if self.size not in SEER_SIZES:
             raise PolicyConfigError(f"seer: size={self.size!r} is unknown; choose one of {sorted(SEER_SIZES)}")
         defaults = dict(

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import OBS_STATE
 
+from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
+
 from .configuration_seer import SeerConfig
 from .ensembling import TemporalEnsembler
 from .foresight_decoder import ForesightDecoder
@@ -285,6 +287,8 @@ class SeerPolicy(PreTrainedPolicy):
         self.config = config
         self.model = SeerModel(config)
         self.reset()
+        if config.compile_model:
+            compile_repeated_blocks(self.model, config.compile_mode)
 
     def get_optim_params(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

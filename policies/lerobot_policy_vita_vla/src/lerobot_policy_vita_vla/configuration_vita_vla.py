@@ -77,6 +77,11 @@ class VitaVlaConfig(PreTrainedConfig):
     # recipe turns it on: docs/training_at_scale.md). Outputs and gradients are unchanged.
     gradient_checkpointing: bool = False
     attn_implementation: str = "sdpa"
+    # torch.compile the policy's repeated blocks (vision/decoder layers, head blocks) in place; compile_mode is
+    # torch.compile's mode ("reduce-overhead" adds CUDA graphs on a GPU). Same outputs up to float tolerance.
+    # lerobot_vla_plugins.speed.compile.
+    compile_model: bool = False
+    compile_mode: str = "default"
     # Images are resized to this square size: 200 px -> 14x14 patches of 14 px -> 49 tokens (Appendix A.1).
     vlm_image_size: int = 200
     system_prompt: str = VITA_SYSTEM_PROMPT
@@ -128,6 +133,9 @@ class VitaVlaConfig(PreTrainedConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        from lerobot_vla_plugins.speed.compile import check_compile_mode
+
+        check_compile_mode("vita_vla", self.compile_mode)
         if self.stage not in STAGES:
             raise PolicyConfigError(
                 f"vita_vla: stage={self.stage!r} does not exist; choose one of {STAGES} "

@@ -26,6 +26,7 @@ from lerobot_policy_seer.history import build_step_batch, task_strings
 from lerobot_policy_seer.losses import action_losses, masked_mean
 from lerobot_policy_seer.state_action import ActionHead, StateEncoder, gripper_to_action
 from lerobot_vla_plugins.backbones.internvl import InternVLBackbone
+from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_vita_vla import VitaVlaConfig
 
@@ -212,6 +213,8 @@ class VitaVlaPolicy(PreTrainedPolicy):
         object.__setattr__(self, "_teacher", teacher if config.stage == "align" else None)
         self.set_stage(config.stage)
         self.reset()
+        if config.compile_model:
+            compile_repeated_blocks(self.model, config.compile_mode)
 
     def _check_stage_inputs(self) -> None:
         from lerobot_vla_plugins.presets import weightless_active

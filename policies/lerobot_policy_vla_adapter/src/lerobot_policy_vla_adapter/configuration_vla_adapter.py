@@ -42,6 +42,11 @@ class VLAAdapterConfig(PreTrainedConfig):
     siglip_model: str = DEFAULT_SIGLIP
     llm_model: str = DEFAULT_LLM
     attn_implementation: str = "sdpa"
+    # torch.compile the policy's repeated blocks (vision/decoder layers, head blocks) in place; compile_mode is
+    # torch.compile's mode ("reduce-overhead" adds CUDA graphs on a GPU). Same outputs up to float tolerance.
+    # lerobot_vla_plugins.speed.compile.
+    compile_model: bool = False
+    compile_mode: str = "default"
 
     # --- ActionQuery (Table F2: 64)
     num_action_queries: int = 64
@@ -96,6 +101,9 @@ class VLAAdapterConfig(PreTrainedConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        from lerobot_vla_plugins.speed.compile import check_compile_mode
+
+        check_compile_mode("vla_adapter", self.compile_mode)
         choices = {
             "head": (self.head, HEADS),
             "attention_variant": (self.attention_variant, ATTENTION_VARIANTS),

@@ -30,6 +30,7 @@ from lerobot.utils.constants import ACTION, OBS_IMAGE, OBS_IMAGES, OBS_STATE
 from lerobot_vla_plugins.backbones.prismatic import PrismaticBackbone, prismatic_prompt
 from lerobot_vla_plugins.heads.bridge_attention import BridgeAttentionPolicy
 from lerobot_vla_plugins.heads.bridge_dit import BridgeDiTPolicy
+from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_vla_adapter import VLAAdapterConfig
 
@@ -119,6 +120,8 @@ class VLAAdapterPolicy(PreTrainedPolicy):
         self.model = VLAAdapterModel(config, backbone, state_dim, action_dim)
         self._apply_training_mode()
         self.reset()
+        if config.compile_model:
+            compile_repeated_blocks(self.model, config.compile_mode)
 
     # ------------------------------------------------------------------ construction
     @staticmethod
