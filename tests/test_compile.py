@@ -50,7 +50,14 @@ def _chunk(policy, preprocessor, observation) -> torch.Tensor:
         return policy.predict_action_chunk(preprocessor(dict(observation)))
 
 
-@pytest.mark.parametrize("policy_type", sorted(CASES))
+#: the default run compiles the two cheapest policies; A1 and Seer (and A1's training) are in the slow run
+#: (``./scripts/test.sh -m slow``): each compilation costs 20-40 s on a 2-core CPU
+DEFAULT_RUN = ("vita_vla", "vla_adapter")
+
+
+@pytest.mark.parametrize(
+    "policy_type", [p if p in DEFAULT_RUN else pytest.param(p, marks=pytest.mark.slow) for p in sorted(CASES)]
+)
 def test_compiled_policy_predicts_the_eager_chunks(policy_type, scratch):
     eager, pre, _, cfg = _build(CASES[policy_type], scratch)
     compiled, pre_c, _, cfg_c = _build(CASES[policy_type], scratch, compile_model=True)
@@ -74,6 +81,7 @@ def test_compiled_policy_predicts_the_eager_chunks(policy_type, scratch):
         torch.testing.assert_close(got, expected, atol=ATOL, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_compiled_policy_trains_like_the_eager_one(scratch):
     """A1 (backbone layers and flow-matching expert compiled): same loss and gradients through the compiled
     blocks (AOT autograd), and one optimiser step leaves the same weights."""

@@ -177,13 +177,14 @@ class JointStreamer:
             try:
                 self._tick()
             except BaseException as e:  # noqa: BLE001 - any failure stops streaming; the driver decides what to do
-                self.fault = e
                 logger.error("%s: streaming stopped: %s", self.name, e)
                 if self.on_fault is not None:
                     try:
                         self.on_fault(e)
                     except Exception:
                         logger.exception("%s: on_fault handler failed", self.name)
+                # published after the driver's reaction (e.g. the arm stopped), so whoever sees the fault sees it handled
+                self.fault = e
                 return
             next_t += self.dt
             delay = next_t - time.monotonic()

@@ -127,7 +127,8 @@ class A1FlowMatchingHead(nn.Module):
         return torch.cat([state_tok, at], dim=1)
 
     def attention_inputs(self, prefix: list[tuple[Tensor, Tensor]], prefix_mask: Tensor, like: Tensor):
-        """(mask, position ids, rotary embeddings) of the suffix ``like`` (B, 1 + T, H) over the valid prefix.
+        """(mask, position ids, rotary embeddings) of a suffix shaped like ``like`` (B, 1 + T, ...) over the valid
+        prefix; only the batch size, suffix length, dtype and device of ``like`` are read.
 
         They depend on the prefix and the suffix length only, not on x_t or t: computed once per query and shared
         by its Euler steps (``A1Model._sample``).
