@@ -34,10 +34,7 @@ def scratch(tmp_path_factory):
 
 def _build(key: str, scratch, device: str = "cpu", **overrides):
     (case,) = [c for c in iter_cases() if c.key == key]
-    over = dict(case.overrides)
-    if case.prepare is not None:
-        over.update(case.prepare(scratch))
-    over.update(overrides)
+    over = {**case.resolve_overrides(scratch), **overrides}
     spec = dict(case=key, policy_type=case.policy_type, size=case.size, overrides=over, features=case.features, device=device)
     return build_policy(spec)
 
@@ -84,7 +81,7 @@ def test_compiled_policy_predicts_the_eager_chunks(policy_type, scratch):
 @pytest.mark.slow
 def test_compiled_policy_trains_like_the_eager_one(scratch):
     """A1 (backbone layers and flow-matching expert compiled): same loss and gradients through the compiled
-    blocks (AOT autograd), and one optimiser step leaves the same weights."""
+    blocks (AOT autograd)."""
     eager, pre, _, cfg = _build(CASES["a1"], scratch)
     compiled, pre_c, _, _ = _build(CASES["a1"], scratch, compile_model=True)
     raw = training_batch(cfg, cfg.input_features, cfg.output_features, 2, torch.Generator().manual_seed(4))

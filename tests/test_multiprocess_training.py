@@ -47,7 +47,7 @@ def _a1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
     from lerobot_vla_plugins.bench.cases.a1 import cases
 
     (tiny,) = [c for c in cases() if c.key == "a1 (tiny, flow matching)@tiny"]
-    overrides = {**tiny.overrides, **tiny.prepare(scratch), "exit_interval": 1}
+    overrides = {**tiny.resolve_overrides(scratch), "exit_interval": 1}
     # random exit training: the layer drawn on rank 0 is broadcast, so both ranks train the same exit
     return ["--policy.type=a1", "--policy.exit_training=random", *[f"--policy.{k}={v}" for k, v in overrides.items()]], ".head."
 

@@ -51,6 +51,10 @@ class BenchCase:
     notes: str = ""
     setup: Callable[[Any], Any] | None = None
 
+    def resolve_overrides(self, scratch: Path) -> dict:
+        """The config overrides of this case with its local backbones built under ``scratch`` (``prepare``)."""
+        return {**self.overrides, **(self.prepare(scratch) if self.prepare is not None else {})}
+
     @property
     def key(self) -> str:
         """Unique id of the case in a run: ``<name>@<size>``."""

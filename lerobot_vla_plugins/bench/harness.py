@@ -8,6 +8,7 @@ allocations; the parent only prepares the tiny backbones and collects the JSON e
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from . import BenchCase, iter_cases
@@ -91,28 +92,25 @@ def select_cases(settings: BenchSettings, cases: list[BenchCase] | None = None) 
     return selected
 
 
+@functools.cache
 def supports_compile(policy_type: str) -> bool:
     """Whether ``policy_type`` is a policy of this package (``compile_model``: ``lerobot_vla_plugins.speed.compile``)."""
-    import dataclasses
-
     import lerobot.policies  # noqa: F401  (registers the built-in policy types)
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.utils.import_utils import register_third_party_plugins
 
     register_third_party_plugins()
     cls = PreTrainedConfig.get_choice_class(policy_type)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls.__module__.startswith("lerobot_policy_") and {"compile_model", "compile_mode"} <= fields
+    names = {f.name for f in fields(cls)}
+    return cls.__module__.startswith("lerobot_policy_") and {"compile_model", "compile_mode"} <= names
 
 
 def compiled_variant(case: BenchCase, mode: str) -> BenchCase | None:
     """The ``+ compile`` row of ``case`` (same case, ``compile_model=True``), or None for upstream policies (and
     for cases with their own ``setup``, which are accelerations of upstream policies)."""
-    import dataclasses
-
     if case.setup is not None or not supports_compile(case.policy_type):
         return None
-    return dataclasses.replace(
+    return replace(
         case, name=f"{case.name} + compile", overrides={**case.overrides, "compile_model": True, "compile_mode": mode},
         paper_figure="", notes=f"torch.compile of the repeated blocks, mode {mode!r}; compilation is in the warm-up",
     )
@@ -181,22 +179,16 @@ def run_benchmark(settings: BenchSettings, cases: list[BenchCase] | None = None,
         workdir.mkdir(parents=True)
         for case in selected:
             log(f"[{case.key}] {case.policy_type}")
-            overrides = dict(case.overrides)
-            cast = None
-            if settings.dtype in case.dtype_overrides:
-                overrides.update(case.dtype_overrides[settings.dtype])
-            elif settings.dtype != "float32":
-                cast = settings.dtype
+            cast = None if settings.dtype in case.dtype_overrides or settings.dtype == "float32" else settings.dtype
             entry = {
                 "case": case.key, "name": case.name, "policy_type": case.policy_type, "size": case.size,
                 "paper_figure": case.paper_figure, "notes": case.notes, "dtype": settings.dtype,
                 "device": settings.device, "runs": [],
             }
             try:
-                if case.prepare is not None:
-                    case_dir = scratch / case.key.replace("@", "-")
-                    case_dir.mkdir(parents=True, exist_ok=True)
-                    overrides.update(case.prepare(case_dir))
+                case_dir = scratch / case.key.replace("@", "-")
+                case_dir.mkdir(parents=True, exist_ok=True)
+                overrides = {**case.resolve_overrides(case_dir), **case.dtype_overrides.get(settings.dtype, {})}
             except Exception as err:  # a broken case must not stop the other rows
                 entry["error"] = f"prepare failed: {type(err).__name__}: {err}"
                 log(f"  {entry['error']}")

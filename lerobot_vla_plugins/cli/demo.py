@@ -97,9 +97,7 @@ def bench_case_recipe(policy: str, scratch: Path) -> list[str]:
     if not cases:
         raise ValueError(f"policy: no tiny bench case for {policy!r}; choose evo1 or a type with lerobot_vla_plugins/bench/cases/{policy}.py")
     case = cases[0]
-    overrides = dict(case.overrides)
-    if case.prepare is not None:
-        overrides.update(case.prepare(scratch))
+    overrides = case.resolve_overrides(scratch)
     return [f"--policy.type={policy}"] + [f"--policy.{k}={_flag(v)}" for k, v in overrides.items()]
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lerobot_vla_plugins.bench import BenchCase
+from lerobot_vla_plugins.bench.cases.evo1 import EVO1_VLM, VLM_DTYPE_OVERRIDES
+from lerobot_vla_plugins.bench.cases.evo1 import TINY_OVERRIDES as EVO1_TINY
 
 #: tiny expert matching the tiny Molmo's KV geometry (2 KV heads x 16)
 TINY_OVERRIDES = {"expert_hidden_size": 32, "expert_num_heads": 2, "expert_intermediate_size": 64, "chunk_size": 8}
@@ -27,15 +29,12 @@ def _prepare_tiny(scratch: Path) -> dict:
 
 
 def _prepare_tiny_internvl(scratch: Path) -> dict:
-    from lerobot_vla_plugins.bench.cases.evo1 import TINY_OVERRIDES as EVO1_TINY
     from lerobot_vla_plugins.testing import build_tiny_internvl
 
     path = build_tiny_internvl(scratch / "tiny_internvl")
     return {"backbone_family": "internvl", "vlm_name": str(path), "vlm_num_layers": EVO1_TINY["vlm_num_layers"]}
 
 
-#: evo1's own precision handling (``vlm_dtype``) for the same-backbone rows
-EVO1_BACKBONE_DTYPES = {"float32": {"vlm_dtype": "float32"}, "bfloat16": {"vlm_dtype": "bfloat16"}}
 EVO1_BACKBONE_NOTES = "same backbone as upstream evo1 at this size (InternVL, 14 language layers at paper size); full depth"
 
 
@@ -61,7 +60,7 @@ def cases() -> list[BenchCase]:
             size="tiny",
             overrides=dict(TINY_OVERRIDES),
             prepare=_prepare_tiny_internvl,
-            dtype_overrides=EVO1_BACKBONE_DTYPES,
+            dtype_overrides=VLM_DTYPE_OVERRIDES,
             notes=EVO1_BACKBONE_NOTES,
         ),
         BenchCase(
@@ -69,10 +68,10 @@ def cases() -> list[BenchCase]:
             policy_type="a1",
             size="paper",
             overrides={
-                "backbone_family": "internvl", "vlm_name": "OpenGVLab/InternVL3-1B-hf", "vlm_num_layers": 14,
+                "backbone_family": "internvl", "vlm_name": EVO1_VLM, "vlm_num_layers": 14,
                 "expert_hidden_size": 896, "expert_num_heads": 14, "expert_intermediate_size": 2048,
             },
-            dtype_overrides=EVO1_BACKBONE_DTYPES,
+            dtype_overrides=VLM_DTYPE_OVERRIDES,
             notes=EVO1_BACKBONE_NOTES,
         ),
     ]

@@ -26,6 +26,12 @@ DTYPE_OVERRIDES = {
     "bfloat16": {"vlm_dtype": "bfloat16", "use_amp": True},
 }
 
+#: evo1's paper-size backbone and the overrides of every paper-size evo1 row
+EVO1_VLM = "OpenGVLab/InternVL3-1B-hf"
+PAPER_OVERRIDES = {"vlm_model_name": EVO1_VLM, "use_flash_attn": False}
+#: the VLM precision of the same-backbone rows of our policies (their ``vlm_dtype``), as evo1's above
+VLM_DTYPE_OVERRIDES = {"float32": {"vlm_dtype": "float32"}, "bfloat16": {"vlm_dtype": "bfloat16"}}
+
 EVO1_PAPER_FIGURE = "16.4 Hz, 2.3 GB (RTX 4090d, Evo-1 Table 2)"
 
 
@@ -55,13 +61,13 @@ def cases() -> list[BenchCase]:
         ),
         BenchCase(
             name="evo1", policy_type="evo1", size="paper",
-            overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False},
+            overrides=PAPER_OVERRIDES,
             dtype_overrides=DTYPE_OVERRIDES, paper_figure=EVO1_PAPER_FIGURE,
             notes="random weights of the published sizes; 32 denoising steps (LeRobot default; official server 50)",
         ),
         BenchCase(
             name="evo1 (stage 2)", policy_type="evo1", size="paper",
-            overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False, "training_stage": "stage2"},
+            overrides={**PAPER_OVERRIDES, "training_stage": "stage2"},
             dtype_overrides=DTYPE_OVERRIDES,
             notes="Evo-1's second stage: the VLM trains with the head (the training row to compare with policies that "
             "train their language model: A1, VITA-VLA); inference is the same as evo1",
@@ -72,7 +78,7 @@ def cases() -> list[BenchCase]:
         ),
         BenchCase(
             name="evo1 (accelerated)", policy_type="evo1", size="paper",
-            overrides={"vlm_model_name": "OpenGVLab/InternVL3-1B-hf", "use_flash_attn": False},
+            overrides=PAPER_OVERRIDES,
             dtype_overrides=DTYPE_OVERRIDES, setup=_accelerate, notes=ACCELERATED_NOTES,
         ),
     ]

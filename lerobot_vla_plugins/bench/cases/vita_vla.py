@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lerobot_vla_plugins.bench import BenchCase
+from lerobot_vla_plugins.bench.cases.evo1 import EVO1_VLM, VLM_DTYPE_OVERRIDES
 
 #: VITA-VLA Appendix A.2: "our model runs at approximately 0.15s per inference step (about 6-7 Hz)".
 VITA_PAPER_FIGURE = "~0.15 s / step, 6-7 Hz (VITA-VLA A.2, single-GPU workstation, 7B)"
@@ -24,9 +25,6 @@ def _tiny_backbone_and_teacher(scratch: Path) -> dict:
     from lerobot_vla_plugins.testing.vita import build_tiny_vita_with_teacher
 
     return build_tiny_vita_with_teacher(scratch)
-
-
-EVO1_BACKBONE = "OpenGVLab/InternVL3-1B-hf"
 
 
 def _evo1_backbone(scratch: Path) -> dict:
@@ -39,7 +37,7 @@ def _evo1_backbone(scratch: Path) -> dict:
 
     path = scratch / "InternVL3-1B-hf-vita"
     tokenizer = train_byte_level_bpe(vocab_size=384, special_tokens=[*DEFAULT_SPECIAL_TOKENS, *VITA_EXTRA_TOKENS])
-    config = preset_config(EVO1_BACKBONE)
+    config = preset_config(EVO1_VLM)
     config.image_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
     config.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -53,7 +51,7 @@ def cases() -> list[BenchCase]:
         BenchCase(
             name="vita_vla (evo1 backbone)", policy_type="vita_vla", size="paper",
             overrides={"stage": "finetune"}, prepare=_evo1_backbone,
-            dtype_overrides={"float32": {"vlm_dtype": "float32"}, "bfloat16": {"vlm_dtype": "bfloat16"}},
+            dtype_overrides=VLM_DTYPE_OVERRIDES,
             notes="InternVL3-1B-hf as upstream evo1 (all 24 language layers; evo1 keeps 14), 10 steps of history; tiny tokenizer",
         ),
     ]
