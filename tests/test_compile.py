@@ -47,9 +47,9 @@ def _chunk(policy, preprocessor, observation) -> torch.Tensor:
         return policy.predict_action_chunk(preprocessor(dict(observation)))
 
 
-#: the default run compiles the two cheapest policies; A1 and Seer (and A1's training) are in the slow run
+#: the default run compiles the cheapest policy; A1, Seer and VITA-VLA (and A1's training) are in the slow run
 #: (``./scripts/test.sh -m slow``): each compilation costs 20-40 s on a 2-core CPU
-DEFAULT_RUN = ("vita_vla", "vla_adapter")
+DEFAULT_RUN = ("vla_adapter",)
 
 
 @pytest.mark.parametrize(

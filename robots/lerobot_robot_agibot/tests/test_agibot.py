@@ -109,7 +109,7 @@ def test_client_watchdog_and_bridge_hold_when_commands_stop(robot):
     q0 = np.array(adapter(robot).q)
     robot.send_action(dict(zip(keys[:14], q0 + 0.1)))
     assert wait_until(lambda: robot.watchdog.expired_count >= 1, timeout=1.0)
-    q = list(adapter(robot).q)
+    q = adapter(robot).read()[0]  # the arm now (read() advances the simulation; .q is as of the last call)
     time.sleep(0.15)
     assert adapter(robot).read()[0] == pytest.approx(q, abs=5e-3)
 
