@@ -23,6 +23,8 @@ from lerobot.optim.schedulers import LRSchedulerConfig
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_STATE
 
+from lerobot_vla_plugins.errors import ConfigError
+
 HEADS = ("flow_matching", "mlp")
 EXIT_TRAINING = ("none", "random", "all")
 EXIT_DISCREPANCY_DIMS = ("action", "padded")
@@ -162,7 +164,7 @@ class A1Config(PreTrainedConfig):
 
         def need(cond: bool, msg: str):
             if not cond:
-                raise ValueError(f"a1: {msg}")
+                raise ConfigError(f"a1: {msg}")
 
         need(self.head in HEADS, f"head={self.head!r} is not one of {list(HEADS)}")
         need(
@@ -176,7 +178,7 @@ class A1Config(PreTrainedConfig):
         try:
             check_metric(self.exit_metric)
         except ValueError as err:
-            raise ValueError(f"a1: exit_metric: {err}") from None
+            raise ConfigError(f"a1: exit_metric: {err}") from None
         need(self.chunk_size >= 1, f"chunk_size must be >= 1, got {self.chunk_size}")
         need(
             1 <= self.n_action_steps <= self.chunk_size,
