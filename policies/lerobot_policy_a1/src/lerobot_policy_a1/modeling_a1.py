@@ -28,6 +28,7 @@ from lerobot_vla_plugins.adaptive import ExitCalibration, ExitController, ExitRe
 from lerobot_vla_plugins.adaptive.flops import attention_mlp_flops, linear_flops
 from lerobot_vla_plugins.backbones import VLMBackbone, VLMInputs, load_backbone_class
 from lerobot_vla_plugins.backbones.base import PrefixKV
+from lerobot_vla_plugins.compat import QWEN2_WRAP_MODULES, is_main_process, save_with_lerobot
 from lerobot_vla_plugins.heads.flow_matching import (
     A1_FLOW_MATCHING,
     VelocityGuide,
@@ -670,6 +671,8 @@ class A1Policy(PreTrainedPolicy):
 
     config_class = A1Config
     name = "a1"
+    # FSDP wrap units for LeRobot >= 0.6.2's --parallelism.dp_shard: the VLM's and the expert's Qwen2 layers
+    _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
     def __init__(self, config: A1Config, **kwargs):
         super().__init__(config)
@@ -893,9 +896,11 @@ class A1Policy(PreTrainedPolicy):
         self.set_exit_calibration(ExitCalibration.load(path), source=str(path))
         return True
 
-    def _save_pretrained(self, save_directory: Path, state_dict=None) -> None:
-        super()._save_pretrained(save_directory, state_dict=state_dict)
-        if self.calibration is not None:
+    def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
+        """LeRobot's config.json + model.safetensors, plus the exit calibration; works under LeRobot 0.6.1's and
+        0.6.2's callers (``lerobot_vla_plugins.compat``)."""
+        save_with_lerobot(super(), Path(save_directory), state_dict)
+        if self.calibration is not None and is_main_process():
             (Path(save_directory) / CALIBRATION_FILE).write_text(self.calibration.to_json())
 
     @classmethod
