@@ -15,12 +15,12 @@ def _config(case, extra: dict):
     from lerobot.policies.factory import make_policy_config
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.cli.info import metaworld_policy_features
 
     register_third_party_plugins()
 
     cfg = make_policy_config(case.policy_type, **{**case.overrides, **extra})
-    cfg.input_features, cfg.output_features = metaworld_features()
+    cfg.input_features, cfg.output_features = metaworld_policy_features()
     return cfg
 
 

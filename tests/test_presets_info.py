@@ -84,13 +84,13 @@ def test_paper_size_evo1_matches_the_papers_077b():
 def test_meta_counts_equal_a_real_instantiation(tiny_internvl):
     from lerobot.policies.factory import get_policy_class, make_policy_config
 
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.cli.info import metaworld_policy_features
 
     meta = count_parameters(
         build_on_meta(make_policy_config("evo1", vlm_model_name=str(tiny_internvl), **TINY_EVO1))
     )
     cfg = make_policy_config("evo1", vlm_model_name=str(tiny_internvl), device="cpu", **TINY_EVO1)
-    cfg.input_features, cfg.output_features = metaworld_features()
+    cfg.input_features, cfg.output_features = metaworld_policy_features()
     real = count_parameters(get_policy_class("evo1")(cfg))
     assert meta == real
 

@@ -325,7 +325,7 @@ def features_for(spec: str | None, cameras: str | None, stats: dict, image_shape
     """(input_features, output_features): ``metaworld``, a LeRobot dataset root, or camera keys + stats widths."""
     from lerobot.configs.types import FeatureType, PolicyFeature
 
-    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_features
+    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_policy_features
 
     state_dim, action_dim = (
         int(next(iter(stats[k].values())).numel()) for k in ("observation.state", "action")
@@ -333,7 +333,7 @@ def features_for(spec: str | None, cameras: str | None, stats: dict, image_shape
     if spec and cameras:
         raise ConversionError("pass either --features or --cameras, not both")
     if spec:
-        inputs, outputs = metaworld_features() if spec == "metaworld" else dataset_features(spec)
+        inputs, outputs = metaworld_policy_features() if spec == "metaworld" else dataset_features(spec)
     elif cameras:
         keys = [c.strip() for c in cameras.split(",") if c.strip()]
         bad = [k for k in keys if not k.startswith("observation.image")]

@@ -90,12 +90,12 @@ def libero_features():
 
 
 def _features(features: str):
-    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_features
+    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_policy_features
 
     if features == "libero":
         return libero_features()
     if features == "metaworld":
-        return metaworld_features()
+        return metaworld_policy_features()
     try:
         return dataset_features(features)
     except ValueError as err:
