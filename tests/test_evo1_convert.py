@@ -1,7 +1,7 @@
 """Official Evo-1 checkpoints -> LeRobot ``evo1``: the InternVL renaming, and a synthetic official step directory
 at tiny size that converts, loads with ``--policy.path`` semantics, and whose action head gives the velocity field
 of an independent re-implementation of the official head (written here from the Evo-1 paper, Sec. 3.2, and the
-reference notes B4 on ``Evo_1/model/action_head/flow_matching.py``).
+official ``Evo_1/model/action_head/flow_matching.py``).
 
 The official conventions a converted checkpoint carries (``processors/evo1.py``) are checked against references
 written here from the official code's behaviour (MINT-SJTU/Evo-1 ``evo1-flash``): ``InternVL3Embedder`` pads every

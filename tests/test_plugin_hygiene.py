@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -130,3 +131,26 @@ def test_no_two_plugins_declare_the_same_type():
         for key in declared_types(pkg_dir):
             assert key not in seen, f"{key} declared by both {seen[key]} and {name}"
             seen[key] = name
+
+
+# Documents outside the repo that comments and docs once cited (design notes of the workplace, a deleted page).
+_OUTSIDE = re.compile(r"shared/(design|papers)|reference[ ]notes|\breference [A-Z][0-9]\b|\bdocs/robots\.md")
+_MD_LINK = re.compile(r"\]\(([^)#\s]+\.md)(#[^)]*)?\)")
+
+
+def test_no_reference_to_a_document_that_is_not_in_the_repo():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    stale = []
+    for rel in tracked.split():
+        path = REPO / rel
+        if path.suffix not in (".py", ".md", ".sh", ".toml", ".yaml") or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        stale += [f"{rel}: {m.group(0)}" for m in _OUTSIDE.finditer(text)]
+        if path.suffix == ".md":  # markdown links to other pages must resolve
+            stale += [
+                f"{rel}: {m.group(1)}"
+                for m in _MD_LINK.finditer(text)
+                if "://" not in m.group(1) and not (path.parent / m.group(1)).is_file()
+            ]
+    assert not stale, stale

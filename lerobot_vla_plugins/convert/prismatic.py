@@ -7,7 +7,7 @@ Used by the VLA-Adapter converter for the merged VLA checkpoints (``vision_backb
 ``vision_backbone.{dino,siglip}_featurizer.*``).
 
 Key facts of the released towers (timm ``vit_large_patch14_reg4_dinov2.lvd142m`` and
-``vit_so400m_patch14_siglip_224``, reference A2):
+``vit_so400m_patch14_siglip_224``):
 
 * fused ``attn.qkv`` -> split into query/key/value; ``attn.proj`` -> the output projection;
 * DINOv2 has no position embedding on its CLS/register tokens (``no_embed_class``): HF's CLS slot gets zeros;

@@ -64,7 +64,7 @@ class VLAAdapterModel(nn.Module):
         self.backbone = backbone
         dim = backbone.hidden_size
         # Learnable ActionQuery. The released code zero-fills them, then HF post_init re-draws every embedding
-        # from N(0, 0.02) (reference A2); we start from N(0, 0.02) explicitly.
+        # from N(0, 0.02); we start from N(0, 0.02) explicitly.
         self.action_queries = nn.Parameter(torch.randn(config.num_action_queries, dim) * 0.02)
         self.proprio_proj = ProprioProjector(state_dim, dim)
         common = {
