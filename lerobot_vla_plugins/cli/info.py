@@ -19,10 +19,15 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import draccus
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import PolicyFeature
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from torch import nn
 
 
 @dataclass
@@ -66,7 +71,7 @@ def dataset_features(root: str) -> tuple[dict[str, PolicyFeature], dict[str, Pol
     return policy_features(jsonlib.loads(info_path.read_text())["features"])
 
 
-def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
+def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld") -> PreTrainedPolicy:
     """Instantiate the policy of ``policy_cfg`` with no weights: every parameter on the meta device."""
     import torch
     from lerobot.policies.factory import get_policy_class
@@ -84,7 +89,7 @@ def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
         return policy_cls(policy_cfg)
 
 
-def count_parameters(module, depth: int = 2) -> dict:
+def count_parameters(module: nn.Module, depth: int = 2) -> dict:
     """Total and trainable parameters, with a breakdown by submodule down to ``depth`` levels.
 
     Shared (tied) parameters are counted once, at their first owner.

@@ -12,6 +12,7 @@ Each episode is one chain of 5 subtasks (see ``lerobot_env_calvin.calvin``); ``l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
@@ -20,6 +21,9 @@ from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 from lerobot_vla_plugins.errors import ConfigError
 
 from .benchmark import NUM_CHAINS, SUBTASK_MAX_STEPS
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 SPLITS = ("ABC_D", "ABCD_D", "D_D")
 
@@ -92,7 +96,9 @@ class CalvinEnvConfig(EnvConfig):
             "gripper_size": self.gripper_size,
         }
 
-    def create_envs(self, n_envs: int, use_async_envs: bool = False):
+    def create_envs(
+        self, n_envs: int, use_async_envs: bool = False
+    ) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         from .calvin import create_calvin_envs
 
         return create_calvin_envs(n_envs=n_envs, use_async_envs=use_async_envs, **self.gym_kwargs)

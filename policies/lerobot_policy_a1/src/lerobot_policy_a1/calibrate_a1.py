@@ -24,11 +24,18 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from lerobot.configs import parser
 from lerobot.configs.default import DatasetConfig
 from lerobot.configs.policies import PreTrainedConfig
+
+if TYPE_CHECKING:
+    from lerobot.datasets import LeRobotDataset
+    from lerobot.processor import PolicyProcessorPipeline
+
+    from .modeling_a1 import A1Policy
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +88,9 @@ class CalibrateConfig:
         return ["policy"]
 
 
-def check_dataset_features(policy_cfg, dataset_features: dict, rename_map: dict[str, str]) -> None:
+def check_dataset_features(
+    policy_cfg: PreTrainedConfig, dataset_features: dict, rename_map: dict[str, str]
+) -> None:
     """Refuse a dataset whose observation features differ from the ones the policy was trained with."""
     from lerobot.configs.types import FeatureType
     from lerobot.utils.feature_utils import dataset_to_policy_features
@@ -113,7 +122,12 @@ def check_dataset_features(policy_cfg, dataset_features: dict, rename_map: dict[
 
 
 def collect_discrepancies(
-    policy, preprocessor, dataset, num_samples: int, batch_size: int, seed: int
+    policy: "A1Policy",
+    preprocessor: "PolicyProcessorPipeline",
+    dataset: "LeRobotDataset",
+    num_samples: int,
+    batch_size: int,
+    seed: int,
 ) -> torch.Tensor:
     """The (K, N) discrepancy matrix of ``num_samples`` seeded frames of ``dataset``."""
     from torch.utils.data import DataLoader, Subset

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode
@@ -24,6 +25,10 @@ from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_STATE
 
 from lerobot_vla_plugins.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 HEADS = ("flow_matching", "mlp")
 EXIT_TRAINING = ("none", "random", "all")
@@ -307,7 +312,7 @@ class A1SchedulerConfig(LRSchedulerConfig):
         progress = min(1.0, (step - self.num_warmup_steps) / max(1, total_steps - self.num_warmup_steps))
         return self.final_lr_ratio + (1 - self.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    def build(self, optimizer, num_training_steps: int):
+    def build(self, optimizer: Optimizer, num_training_steps: int) -> LRScheduler:
         from torch.optim.lr_scheduler import LambdaLR
 
         lambdas = [

@@ -403,7 +403,9 @@ class VLAAdapterPolicy(PreTrainedPolicy):
             self.model.backbone.save_pretrained(Path(save_directory) / CHECKPOINT_VLM_DIR, weights=False)
 
     @classmethod
-    def from_pretrained(cls, pretrained_name_or_path, *, config=None, **kwargs):
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: VLAAdapterConfig | None = None, **kwargs
+    ) -> VLAAdapterPolicy:
         vlm_dir = _checkpoint_vlm_dir(pretrained_name_or_path, kwargs)
         token = _CHECKPOINT_VLM.set(vlm_dir)
         try:
