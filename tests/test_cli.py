@@ -50,8 +50,8 @@ def run_main(main, argv: list[str], capsys) -> tuple[int, str, str]:
     old = sys.argv
     sys.argv = argv
     try:
-        main()
-        code = 0
+        result = main()  # our argparse commands return their status, LeRobot's and draccus' exit
+        code = result if isinstance(result, int) else 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     finally:
@@ -219,3 +219,11 @@ def test_configs_raise_only_errors_that_reach_the_terminal(config_cls):
     # A ValueError/TypeError raised while draccus builds the config loses its text (see the module docstring).
     raised = _post_init_raises(config_cls)
     assert not [r for r in raised if r in ("ValueError", "TypeError")], raised
+
+
+def test_lerobot_a1_calibrate_names_the_missing_checkpoint(capsys):
+    from lerobot_policy_a1.calibrate_a1 import main
+
+    code, _, err = run_main(main, ["lerobot-a1-calibrate", "--dataset.repo_id=u/d"], capsys)
+    assert code == 1
+    assert "lerobot-a1-calibrate: pass --policy.path=<A1 checkpoint directory or Hub id>" in err

@@ -31,6 +31,8 @@ from lerobot.configs import parser
 from lerobot.configs.default import DatasetConfig
 from lerobot.configs.policies import PreTrainedConfig
 
+from lerobot_vla_plugins.errors import ConfigError
+
 if TYPE_CHECKING:
     from lerobot.datasets import LeRobotDataset
     from lerobot.processor import PolicyProcessorPipeline
@@ -65,14 +67,17 @@ class CalibrateConfig:
             self.policy = PreTrainedConfig.from_pretrained(policy_path, cli_overrides=cli_overrides)
             self.policy.pretrained_path = Path(policy_path)
         if self.policy is None or self.policy.pretrained_path is None:
-            raise ValueError("lerobot-a1-calibrate: pass --policy.path=<A1 checkpoint directory or Hub id>")
+            raise ConfigError("lerobot-a1-calibrate: pass --policy.path=<A1 checkpoint directory or Hub id>")
         if self.policy.type != "a1":
-            raise ValueError(
+            raise ConfigError(
                 f"lerobot-a1-calibrate: --policy.path is a {self.policy.type!r} policy, not an A1 checkpoint"
             )
         from lerobot_vla_plugins.adaptive import check_exit_dist
 
-        check_exit_dist(self.exit_dist, self.exit_ratio)
+        try:
+            check_exit_dist(self.exit_dist, self.exit_ratio)
+        except ValueError as err:
+            raise ConfigError(f"lerobot-a1-calibrate: {err}") from None
         if self.num_samples < 1 or self.batch_size < 1:
             raise ValueError("lerobot-a1-calibrate: --num_samples and --batch_size must be >= 1")
         if self.output_dir is None:
