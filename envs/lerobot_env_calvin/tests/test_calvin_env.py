@@ -10,6 +10,8 @@ from lerobot_env_calvin.benchmark import INSTRUCTIONS, get_chains, initial_scene
 from lerobot_env_calvin.calvin import CalvinEnv, create_calvin_envs
 from lerobot_env_calvin.testing import ScriptedCalvin, expected_length
 
+from lerobot_vla_plugins.errors import ConfigError
+
 CHAIN = ({"led": 0, "lightbulb": 0, "slider": "right", "drawer": "closed", "red_block": "table",
           "blue_block": "slider_left", "pink_block": "table", "grasped": 0},
          ("open_drawer", "turn_on_led", "move_slider_left", "turn_on_lightbulb", "push_red_block_left"))  # fmt: skip
@@ -51,7 +53,7 @@ def test_calvin_is_a_registered_env_type_with_the_papers_observations():
     ],
 )
 def test_bad_config_values_name_the_flag(field, value, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         make_env_config("calvin", **{field: value})
 
 

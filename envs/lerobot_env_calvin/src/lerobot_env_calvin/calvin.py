@@ -243,7 +243,7 @@ class CalvinEnv(gym.Env):
         }
 
     # -- gym API ----------------------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, options: dict | None = None):
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         """Start this sub-env's next chain. ``seed`` is accepted for the Gym API; CALVIN scenes are fixed by the
         chain's initial condition, not by a seed."""
         super().reset(seed=seed)
@@ -271,7 +271,7 @@ class CalvinEnv(gym.Env):
         # A (position, euler, gripper) tuple is CALVIN's absolute action.
         return (action[:3].astype(np.float64), action[3:6].astype(np.float64), gripper)
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         if self._runtime is None or self._start_info is None:
             raise RuntimeError("calvin: step() called before reset()")
         action = np.asarray(action)

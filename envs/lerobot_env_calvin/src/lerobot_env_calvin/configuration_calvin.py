@@ -12,12 +12,18 @@ Each episode is one chain of 5 subtasks (see ``lerobot_env_calvin.calvin``); ``l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from lerobot_vla_plugins.errors import ConfigError
+
 from .benchmark import NUM_CHAINS, SUBTASK_MAX_STEPS
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 SPLITS = ("ABC_D", "ABCD_D", "D_D")
 
@@ -54,19 +60,19 @@ class CalvinEnvConfig(EnvConfig):
 
     def __post_init__(self):
         if self.task not in SPLITS:
-            raise ValueError(
+            raise ConfigError(
                 f"calvin: --env.task must be one of {SPLITS} (the CALVIN split), got {self.task!r}"
             )
         if self.action_mode not in ("relative", "absolute"):
-            raise ValueError(
+            raise ConfigError(
                 f"calvin: --env.action_mode must be 'relative' or 'absolute', got {self.action_mode!r}"
             )
         if not 0 <= self.first_chain < NUM_CHAINS:
-            raise ValueError(
+            raise ConfigError(
                 f"calvin: --env.first_chain must be in [0, {NUM_CHAINS}) (the chain index), got {self.first_chain}"
             )
         if self.subtask_max_steps < 1:
-            raise ValueError(f"calvin: --env.subtask_max_steps must be >= 1, got {self.subtask_max_steps}")
+            raise ConfigError(f"calvin: --env.subtask_max_steps must be >= 1, got {self.subtask_max_steps}")
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),
             "pixels/rgb_static": PolicyFeature(
@@ -90,7 +96,9 @@ class CalvinEnvConfig(EnvConfig):
             "gripper_size": self.gripper_size,
         }
 
-    def create_envs(self, n_envs: int, use_async_envs: bool = False):
+    def create_envs(
+        self, n_envs: int, use_async_envs: bool = False
+    ) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         from .calvin import create_calvin_envs
 
         return create_calvin_envs(n_envs=n_envs, use_async_envs=use_async_envs, **self.gym_kwargs)

@@ -35,9 +35,10 @@ from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.utils.constants import ACTION, OBS_STATE
 from lerobot_policy_seer.configuration_seer import (
     GRIPPER_STATE_MODES,
-    PolicyConfigError,
     resolve_gripper_state,
 )
+
+from lerobot_vla_plugins.errors import ConfigError
 
 STAGES = ("align", "finetune", "only_finetune", "freeze_vlm")
 ALIGN_LOSSES = ("l2", "mse")
@@ -141,33 +142,29 @@ class VitaVlaConfig(PreTrainedConfig):
 
         check_compile_mode("vita_vla", self.compile_mode)
         if self.stage not in STAGES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"vita_vla: stage={self.stage!r} does not exist; choose one of {STAGES} "
                 "(align = stage 1, finetune = stage 2, only_finetune / freeze_vlm = the paper's ablations)"
             )
         if self.align_loss not in ALIGN_LOSSES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"vita_vla: align_loss={self.align_loss!r} is unknown; choose one of {ALIGN_LOSSES}"
             )
         if self.arm_loss not in ARM_LOSSES:
-            raise PolicyConfigError(
-                f"vita_vla: arm_loss={self.arm_loss!r} is unknown; choose one of {ARM_LOSSES}"
-            )
+            raise ConfigError(f"vita_vla: arm_loss={self.arm_loss!r} is unknown; choose one of {ARM_LOSSES}")
         if self.gripper_state_mode is not None and self.gripper_state_mode not in GRIPPER_STATE_MODES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"vita_vla: gripper_state_mode={self.gripper_state_mode!r} is unknown; choose one of {GRIPPER_STATE_MODES}"
             )
         for name in ("history_length", "action_pred_steps", "vlm_image_size"):
             if getattr(self, name) < 1:
-                raise PolicyConfigError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
         if self.teacher_hidden_size is not None and self.teacher_hidden_size < 2:
-            raise PolicyConfigError(
-                f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}"
-            )
+            raise ConfigError(f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}")
         if self.teacher_path:
             teacher = read_teacher_config(self.teacher_path)
             if teacher is not None:
-                self.check_teacher_config(teacher, error=PolicyConfigError)
+                self.check_teacher_config(teacher, error=ConfigError)
 
     def check_teacher_config(self, teacher: dict, error: type[Exception] = ValueError) -> None:
         """Raise a clear ``error`` when the teacher cannot serve this configuration (another policy type, width,
