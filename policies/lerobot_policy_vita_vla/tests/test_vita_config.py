@@ -151,23 +151,3 @@ def test_lerobot_vla_info_reports_the_paper_size_model_for_metaworld(capsys):
     # Meta-World's 4-D state: Linear(3 -> D) arm, Linear(1 -> D) gripper width
     assert counts["trainable_params"] == _stage_one_params(3584, 1024, arm=3, gripper_in=1)
     assert counts["modules"]["model.backbone"]["trainable"] == 0
-
-
-def test_a_teacher_trained_with_other_state_statistics_is_refused(make_vita, save_teacher):
-    """Stage 1 feeds the teacher this run's normalised state (the paper's teacher is trained on the same data)."""
-    import numpy as np
-    import torch
-    from lerobot_policy_vita_vla.modeling_vita_vla import VitaVlaPolicy
-
-    stats = {
-        "observation.state": {"mean": np.zeros(4), "std": np.ones(4)},
-        "action": {"min": -np.ones(4), "max": np.ones(4)},
-    }
-    teacher = save_teacher(stats=stats)
-    policy = make_vita("align", teacher_path=str(teacher))  # no dataset statistics given: nothing to compare
-    other = {"observation.state": {"mean": np.full(4, 0.5), "std": np.ones(4)}}
-    with pytest.raises(ValueError, match="trained with other observation.state statistics"):
-        VitaVlaPolicy(policy.config, dataset_stats=other)
-    assert isinstance(
-        VitaVlaPolicy(policy.config, dataset_stats=stats).model.action_token, torch.nn.Parameter
-    )

@@ -125,7 +125,11 @@ class VitaVlaConfig(PreTrainedConfig):
         }
     )
 
-    # Table 5: AdamW lr 1e-4, cosine decay with warmup; released scripts: weight decay 1e-4, grad clip 1.0.
+    # Defaults are the paper's (Table 5: AdamW, lr 1e-4, cosine decay with warmup) plus the released scripts'
+    # weight decay 1e-4 (the paper gives none). The released train_ds.py differs in two ways: its DeepSpeed
+    # config sets no gradient clipping (--policy.optimizer_grad_clip_norm=0 turns ours off; 1.0 is LeRobot's usual
+    # value, the paper gives none) and it schedules with DeepSpeed's WarmupDecayLR for both "cosine" and
+    # "linear", i.e. a linear warmup over 10% of the steps, then a linear decay to 0.
     optimizer_lr: float = 1e-4
     optimizer_betas: tuple[float, float] = (0.9, 0.999)
     optimizer_eps: float = 1e-8

@@ -17,6 +17,7 @@ from collections import deque
 from pathlib import Path
 
 import torch
+from lerobot.configs.types import NormalizationMode
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import OBS_STATE
 from lerobot_policy_seer.ensembling import TemporalEnsembler
@@ -26,6 +27,12 @@ from lerobot_policy_seer.state_action import ActionHead, StateEncoder, gripper_t
 from torch import Tensor, nn
 
 from lerobot_vla_plugins.backbones.internvl import InternVLBackbone
+from lerobot_vla_plugins.processors.renormalize import (
+    FeatureNormaliser,
+    Renormalizer,
+    feature_stats,
+    saved_normalizer_stats,
+)
 from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_vita_vla import VitaVlaConfig
@@ -169,35 +176,29 @@ class VitaVlaModel(nn.Module):
         return parts
 
 
-def teacher_state_stats(path: str) -> dict[str, Tensor]:
-    """The teacher's saved ``observation.state`` normalisation statistics ({} when its directory has none)."""
-    from safetensors.torch import load_file
+def teacher_state_renormalizer(config: VitaVlaConfig, tcfg, dataset_stats: dict | None) -> Renormalizer:
+    """The student's normalised ``observation.state`` -> the state the teacher's own normaliser produces.
 
-    files = sorted(
-        Path(path).expanduser().glob("policy_preprocessor_step_*_normalizer_processor.safetensors")
+    The batch is normalised for the student (its ``normalization_mapping`` and this run's dataset statistics). A
+    converted released Seer reads the raw state (IDENTITY, as the released training feeds it); a LeRobot-trained
+    teacher its own saved statistics. Each gets what it expects; a side that needs statistics it lacks is refused
+    (``ConfigError`` naming both sides).
+    """
+    student = FeatureNormaliser(
+        "the vita_vla student (this run's dataset statistics)",
+        OBS_STATE,
+        config.robot_state_feature,
+        config.normalization_mapping.get("STATE", NormalizationMode.IDENTITY),
+        feature_stats(dataset_stats, OBS_STATE),
     )
-    if not files:
-        return {}
-    prefix = f"{OBS_STATE}."
-    return {k[len(prefix) :]: v for k, v in load_file(str(files[0])).items() if k.startswith(prefix)}
-
-
-def check_same_state_statistics(teacher_path: str, dataset_stats: dict | None) -> None:
-    """Stage 1 feeds the teacher this run's normalised state: refuse a teacher trained with other statistics (the
-    paper's teacher "has been trained on the same dataset", Sec. 3.1)."""
-    theirs = teacher_state_stats(teacher_path)
-    ours = (dataset_stats or {}).get(OBS_STATE) or {}
-    for stat in ("mean", "std"):
-        if stat in theirs and stat in ours:
-            mine = torch.as_tensor(ours[stat], dtype=torch.float32).flatten()
-            if mine.shape != theirs[stat].flatten().shape or not torch.allclose(
-                mine, theirs[stat].float().flatten(), rtol=1e-3, atol=1e-5
-            ):
-                raise ValueError(
-                    f"vita_vla: the teacher at {teacher_path} was trained with other {OBS_STATE} statistics ({stat} "
-                    f"{theirs[stat].flatten().tolist()} vs {mine.tolist()} here): stage 1 feeds it this dataset's normalised "
-                    "state, so train the teacher on the same dataset"
-                )
+    target = FeatureNormaliser(
+        f"the seer teacher at {config.teacher_path}",
+        OBS_STATE,
+        tcfg.robot_state_feature,
+        tcfg.normalization_mapping.get("STATE", NormalizationMode.IDENTITY),
+        saved_normalizer_stats(config.teacher_path, OBS_STATE),
+    )
+    return Renormalizer(student, target)
 
 
 def load_teacher(path: str):
@@ -228,13 +229,17 @@ class VitaVlaPolicy(PreTrainedPolicy):
             # stage-1 teacher is loaded at the first training step (never for inference)
             teacher = load_teacher(config.teacher_path)
             self._check_teacher(teacher)
-            if config.stage == "align":
-                check_same_state_statistics(config.teacher_path, kwargs.get("dataset_stats"))
         self.model = VitaVlaModel(config)
         if teacher is not None and fresh:
             # the teacher's decoder and heads become ours (Sec. 3.2: "reused from the small action model")
             self.model.action_head.load_state_dict(teacher.model.action_head.state_dict())
         object.__setattr__(self, "_teacher", teacher if config.stage == "align" else None)
+        # stage 1 feeds the teacher the state its own normaliser expects: checked when the teacher is attached
+        # (now for a fresh model, at the first training step when resuming; inference never needs it)
+        self._dataset_stats = kwargs.get("dataset_stats")
+        self._teacher_state: Renormalizer | None = None
+        if self._teacher is not None:
+            self._teacher_state = teacher_state_renormalizer(config, teacher.config, self._dataset_stats)
         self.set_stage(config.stage)
         self.reset()
         if config.compile_model:
@@ -330,6 +335,7 @@ class VitaVlaPolicy(PreTrainedPolicy):
             teacher = load_teacher(self.config.teacher_path)
             self._check_teacher(teacher)
             device = next(self.model.parameters()).device
+            self._teacher_state = teacher_state_renormalizer(self.config, teacher.config, self._dataset_stats)
             object.__setattr__(self, "_teacher", teacher.to(device))
         return self._teacher
 
@@ -343,7 +349,8 @@ class VitaVlaPolicy(PreTrainedPolicy):
             views = [cfg.camera_keys.index(k) for k in teacher.config.camera_keys]
             with torch.no_grad():  # the teacher's own preprocessing of the same batch
                 pixels = teacher.model.preprocess(steps.images[:, :, views])
-                target = teacher.model(pixels, steps.state, texts).action_features
+                state = self._teacher_state(steps.state)  # the state the teacher's own normaliser gives
+                target = teacher.model(pixels, state, texts).action_features
             loss = align_loss(mapped, target, steps.step_valid, cfg.align_loss)
             return loss, {"align_loss": loss.item()}
         arm, gripper_logit = self.model.action_head(mapped)
