@@ -113,6 +113,12 @@ class VitaVlaConfig(PreTrainedConfig):
     # lambda = 0.01 (Sec. 3.3); the released train_utils_ds.py computes but never adds this term: here it is added.
     gripper_loss_weight: float = 0.01
 
+    # Inference rule (lerobot_policy_seer.inference). Defaults: the released CALVIN evaluation
+    # (eval_utils_calvin_vita.py): pad a history shorter than S with the last frame, run S turns, execute the
+    # last turn's second predicted action (executed_action=1). The released LIBERO evaluation: pad_history=false,
+    # temporal_ensemble=true (which replaces executed_action by the ensemble, weights exp(-0.01 i)).
+    pad_history: bool = True
+    executed_action: int = 1
     temporal_ensemble: bool = False
     ensemble_temperature: float = 0.01
     binarize_gripper: bool = True
@@ -164,6 +170,11 @@ class VitaVlaConfig(PreTrainedConfig):
         for name in ("history_length", "action_pred_steps", "vlm_image_size"):
             if getattr(self, name) < 1:
                 raise PolicyConfigError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.executed_action < self.action_pred_steps:
+            raise PolicyConfigError(
+                f"vita_vla: executed_action={self.executed_action} is not one of the {self.action_pred_steps} actions "
+                f"predicted per step; pass a value in [0, {self.action_pred_steps - 1}] (1 = released CALVIN rule)"
+            )
         if self.teacher_hidden_size is not None and self.teacher_hidden_size < 2:
             raise PolicyConfigError(
                 f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}"

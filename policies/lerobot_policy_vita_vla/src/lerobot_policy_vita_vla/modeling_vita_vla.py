@@ -13,15 +13,14 @@ Dimension names: B batch, S steps (turns), V views, K action tokens per turn, D 
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 import torch
 from lerobot.configs.types import NormalizationMode
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import OBS_STATE
-from lerobot_policy_seer.ensembling import TemporalEnsembler
 from lerobot_policy_seer.history import build_step_batch, task_strings
+from lerobot_policy_seer.inference import ActionRule, HistoryLoop
 from lerobot_policy_seer.losses import action_losses, masked_mean
 from lerobot_policy_seer.state_action import ActionHead, StateEncoder, gripper_to_action
 from torch import Tensor, nn
@@ -322,8 +321,15 @@ class VitaVlaPolicy(PreTrainedPolicy):
         return [p for p in self.parameters() if p.requires_grad]
 
     def reset(self) -> None:
-        self._history: deque[tuple[Tensor, Tensor]] = deque(maxlen=self.config.history_length)
-        self._ensembler = TemporalEnsembler(self.config.ensemble_temperature, self.config.action_pred_steps)
+        cfg = self.config
+        rule = ActionRule(
+            pad_history=cfg.pad_history,
+            action_index=cfg.executed_action,
+            temporal_ensemble=cfg.temporal_ensemble,
+            ensemble_temperature=cfg.ensemble_temperature,
+        )
+        # per frame: its image tokens (B, V, 49, D) and state (B, D_s)
+        self._history = HistoryLoop(cfg.history_length, cfg.action_pred_steps, rule)
 
     # ------------------------------------------------------------------ training
     def _ensure_teacher(self):
@@ -370,14 +376,15 @@ class VitaVlaPolicy(PreTrainedPolicy):
                 f"vita_vla: select_action expects one observation per env (cameras (B, 3, H, W), state (B, D)); got "
                 f"{tuple(images.shape)} and {tuple(state.shape)}"
             )
+        texts = task_strings(batch, state.shape[0], "vita_vla")
         # the image tokens of a frame do not change (frozen tower): each frame is encoded once
-        self._history.append((self.model.encode_images(images.unsqueeze(1))[:, 0], state))
-        # the released evaluation keeps the last S frames with no padding: n <= S turns
-        tokens = torch.stack([im for im, _ in self._history], dim=1)
-        states = torch.stack([st for _, st in self._history], dim=1)
-        mapped = self.model(tokens, states, task_strings(batch, states.shape[0], "vita_vla"))[
-            :, -1
-        ]  # (B, K, D_t)
+        frame = (self.model.encode_images(images.unsqueeze(1))[:, 0], state)
+        return self._history.chunk(frame, lambda tokens, states: self._predict_last(tokens, states, texts))
+
+    def _predict_last(self, tokens: Tensor, states: Tensor, texts: list[str]) -> Tensor:
+        """Image tokens (B, n, V, 49, D) and states (B, n, D_s) of the window's n turns -> the (B, K, A) chunk of
+        the last turn (arm in [-1, 1], gripper probability)."""
+        mapped = self.model(tokens, states, texts)[:, -1]  # (B, K, D_t)
         arm, gripper_logit = self.model.action_head(mapped)
         return torch.cat((arm, torch.sigmoid(gripper_logit)), dim=-1).float()
 
@@ -389,11 +396,11 @@ class VitaVlaPolicy(PreTrainedPolicy):
 
     @torch.no_grad()
     def select_action(self, batch: dict, **kwargs) -> Tensor:
-        """One (B, A) action per step: the first of the K predicted, or their temporal ensemble (``temporal_ensemble``,
-        the released LIBERO evaluation). The VLM runs on the last <= S steps every step."""
+        """One (B, A) action per step under the released VITA-VLA rule (``lerobot_policy_seer.inference``): by default
+        CALVIN's (history padded to S with the last frame, the last turn's action ``executed_action`` = 1); with
+        ``pad_history=false temporal_ensemble=true`` LIBERO's. The VLM runs every step."""
         self.eval()
-        chunk = self._model_space_chunk(batch)
-        action = self._ensembler.update(chunk) if self.config.temporal_ensemble else chunk[:, 0]
+        action = self._history.action(self._model_space_chunk(batch))
         return gripper_to_action(action, self.config.binarize_gripper)
 
 
