@@ -7,7 +7,11 @@ The released files hold the trainable parameters only (``get_checkpoint``: no CL
 is the official ``mae_pretrain_vit_base.pth``, which differs from the Hub's ``facebook/vit-mae-base`` (converted
 from MAE's visualisation checkpoint), so pass ``--mae_checkpoint=mae_pretrain_vit_base.pth`` to reproduce the
 released model exactly. The released models read raw states and actions (CALVIN / LIBERO actions already lie
-in [-1, 1]), so the converted policy uses IDENTITY normalisation for both.
+in [-1, 1]), so the converted policy uses IDENTITY normalisation for both (a VITA-VLA student aligned to it
+hands it the raw state: ``lerobot_vla_plugins.processors.renormalize``).
+
+Every released tensor is checked first (``lerobot_vla_plugins.convert.checks.check_weights``): a per-module
+summary is printed and non-finite or exploding weights are refused (``--allow_bad_weights=true`` converts anyway).
 
 Usage::
 
@@ -250,11 +254,14 @@ class ConvertSeerConfig:
     num_heads: int | None = None
     resampler_heads: int = 8
     temporal_ensemble: bool = False
+    # Convert weights that are non-finite or larger than 1e4 in magnitude (refused by default), with a warning.
+    allow_bad_weights: bool = False
     overwrite: bool = False
 
 
 def convert(cfg: ConvertSeerConfig) -> Path:
     """Write the LeRobot ``seer`` policy directory for ``cfg.checkpoint``; returns its path."""
+    from lerobot_vla_plugins.convert.checks import check_weights
     from lerobot_vla_plugins.data.atomic import atomic_directory
 
     from .modeling_seer import SeerPolicy
@@ -266,11 +273,17 @@ def convert(cfg: ConvertSeerConfig) -> Path:
     released = blob.get("model_state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(released, dict) or not released:
         raise ValueError(f"{cfg.checkpoint}: no 'model_state_dict' in this file; is it a Seer checkpoint?")
+    check_weights(
+        {k.removeprefix("module."): v for k, v in released.items()},
+        source=cfg.checkpoint,
+        allow_bad=cfg.allow_bad_weights,
+    )
     seer_config = infer_config(released, cfg)
     state = convert_state_dict(released, seer_config.history_length)
     if cfg.mae_checkpoint:
         mae = torch.load(cfg.mae_checkpoint, map_location="cpu", weights_only=True)
         mae = mae.get("model", mae)
+        check_weights(mae, source=cfg.mae_checkpoint, allow_bad=cfg.allow_bad_weights, depth=1)
         state.update({"model.vision_encoder." + k: v for k, v in convert_mae_state_dict(mae).items()})
     policy = SeerPolicy(seer_config)
     expected = set(policy.state_dict())
