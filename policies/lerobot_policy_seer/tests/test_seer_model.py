@@ -267,3 +267,44 @@ def test_save_and_load_round_trip_gives_the_same_actions(make_seer, tmp_path):
         "task": ["press"],
     }
     assert torch.allclose(policy.select_action(obs), loaded.select_action(obs), atol=1e-6)
+
+
+def test_pil_resize_reproduces_the_released_clip_preprocess():
+    """OpenAI CLIP preprocess = torchvision Resize(224, BICUBIC) on a PIL image, CenterCrop(224), ToTensor; written
+    here with PIL directly from those definitions (shorter side to 224, centre crop)."""
+    import numpy as np
+    from PIL import Image
+
+    from lerobot_vla_plugins.processors.pil_resize import pil_resize_center_crop
+
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((200, 200), (84, 84), (120, 160)):
+        frame = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+        pil = Image.fromarray(frame.permute(1, 2, 0).numpy())
+        short = min(h, w)
+        size = (224 * w // short, 224 * h // short)  # torchvision Resize(int): (w, h) for PIL
+        pil = pil.resize(size, Image.BICUBIC)
+        left, top = round((size[0] - 224) / 2), round((size[1] - 224) / 2)
+        expected = (
+            torch.from_numpy(np.array(pil.crop((left, top, left + 224, top + 224)))).permute(2, 0, 1) / 255
+        )
+        ours = pil_resize_center_crop(frame.float().unsqueeze(0) / 255, 224)[0]
+        assert torch.equal(ours, expected.float())
+
+
+def test_pil_image_size_puts_the_resize_step_in_the_preprocessor(make_seer):
+    from lerobot_policy_seer.processor_seer import make_seer_pre_post_processors
+
+    from lerobot_vla_plugins.processors.pil_resize import PilResizeStep
+
+    policy = make_seer(pil_image_size=224)
+    pre, _ = make_seer_pre_post_processors(policy.config)
+    steps = [s for s in pre.steps if isinstance(s, PilResizeStep)]
+    assert len(steps) == 1 and steps[0].keys == policy.config.camera_keys
+    out = pre(
+        {"observation.image": torch.rand(3, 64, 64), "observation.state": torch.zeros(4), "task": "press"}
+    )
+    assert out["observation.image"].shape == (1, 3, 224, 224)
+    assert not any(
+        isinstance(s, PilResizeStep) for s in make_seer_pre_post_processors(make_seer().config)[0].steps
+    )

@@ -33,6 +33,9 @@ from torch import Tensor
 
 from .configuration_seer import SEER_SIZES, SeerConfig
 
+#: The released preprocessing (OpenAI CLIP ``preprocess``): PIL bicubic resize + centre crop to 224 px.
+RELEASED_IMAGE_SIZE = 224
+
 # released key -> our key (inside SeerPolicy), applied in order; None drops the key
 _RENAMES: list[tuple[str, str | None]] = [
     (r"^text_projector\.", "model.text_projector."),
@@ -218,6 +221,7 @@ def infer_config(state: dict[str, Tensor], cfg: ConvertSeerConfig) -> SeerConfig
             "ACTION": NormalizationMode.IDENTITY,
         },
         temporal_ensemble=cfg.temporal_ensemble,
+        pil_image_size=RELEASED_IMAGE_SIZE,  # the released CLIP preprocess: PIL bicubic on uint8 frames
         device="cpu",
         push_to_hub=False,
     )
