@@ -61,6 +61,19 @@ def test_converted_policy_directory_has_config_weights_and_processors(converted)
     } <= names
 
 
+def test_converted_preprocessor_resizes_with_pil_as_the_released_clip_preprocess(converted):
+    """The saved pipeline reloads with PilResizeStep (by class path) before the model sees the frames."""
+    from lerobot.processor import PolicyProcessorPipeline
+
+    from lerobot_vla_plugins.processors.pil_resize import PilResizeStep
+
+    policy, _, _, out = converted
+    pre = PolicyProcessorPipeline.from_pretrained(out, config_filename="policy_preprocessor.json")
+    steps = [s for s in pre.steps if isinstance(s, PilResizeStep)]
+    assert len(steps) == 1 and steps[0].size == 224 and steps[0].keys == policy.config.camera_keys
+    assert policy.config.pil_image_size == 224
+
+
 def test_sizes_are_read_from_the_checkpoint(converted):
     policy, released, _, _ = converted
     cfg = policy.config
