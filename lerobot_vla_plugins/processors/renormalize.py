@@ -88,14 +88,18 @@ class FeatureNormaliser:
         )
 
     def _step(self, inverse: bool):
+        """LeRobot's (un)normaliser for this feature, built once (it moves its statistics to the input's device)."""
         from lerobot.processor import NormalizerProcessorStep, UnnormalizerProcessorStep
 
-        cls = UnnormalizerProcessorStep if inverse else NormalizerProcessorStep
-        return cls(
-            features={self.key: self.feature},
-            norm_map={self.feature.type: self.mode},
-            stats={self.key: dict(self.stats)} if self.stats else {},
-        )
+        steps = self.__dict__.setdefault("_steps", {})
+        if inverse not in steps:
+            cls = UnnormalizerProcessorStep if inverse else NormalizerProcessorStep
+            steps[inverse] = cls(
+                features={self.key: self.feature},
+                norm_map={self.feature.type: self.mode},
+                stats={self.key: dict(self.stats)} if self.stats else {},
+            )
+        return steps[inverse]
 
     def apply(self, x: Tensor, inverse: bool = False) -> Tensor:
         """Normalise (or, ``inverse``, unnormalise) ``x`` (..., D) as this model's pipeline does."""
