@@ -84,3 +84,16 @@ class PilResizeStep(ProcessorStep):
             if key in obs:
                 obs[key] = PolicyFeature(type=obs[key].type, shape=(obs[key].shape[0], self.size, self.size))
         return features
+
+
+def pre_post_processors_with_pil_resize(config, dataset_stats: dict | None, size: int | None):
+    """LeRobot's default policy pipelines (Rename -> AddBatch -> Device -> Normalize; Unnormalize -> Device(cpu)),
+    with a :class:`PilResizeStep` over ``config.camera_keys`` after AddBatch when ``size`` is set."""
+    from lerobot.processor.factory import make_default_policy_processor_steps, make_policy_processor_pipelines
+
+    s = make_default_policy_processor_steps(config, dataset_stats)
+    resize = [PilResizeStep(keys=list(config.camera_keys), size=size)] if size else []
+    return make_policy_processor_pipelines(
+        input_steps=[s.rename_observations, s.add_batch_dim, *resize, s.to_device, s.normalize],
+        output_steps=[s.unnormalize, s.to_cpu],
+    )

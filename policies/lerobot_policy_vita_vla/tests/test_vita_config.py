@@ -151,3 +151,20 @@ def test_lerobot_vla_info_reports_the_paper_size_model_for_metaworld(capsys):
     # Meta-World's 4-D state: Linear(3 -> D) arm, Linear(1 -> D) gripper width
     assert counts["trainable_params"] == _stage_one_params(3584, 1024, arm=3, gripper_in=1)
     assert counts["modules"]["model.backbone"]["trainable"] == 0
+
+
+def test_pil_image_size_resizes_frames_in_the_preprocessor(make_vita):
+    """--policy.pil_image_size=200: the released CLIPImageProcessor's PIL resize, before the model."""
+    import torch
+    from lerobot_policy_vita_vla.processor_vita_vla import make_vita_vla_pre_post_processors
+
+    from lerobot_vla_plugins.processors.pil_resize import PilResizeStep, pil_resize_center_crop
+
+    policy = make_vita("only_finetune", pil_image_size=56)
+    pre, _ = make_vita_vla_pre_post_processors(policy.config)
+    assert [s.size for s in pre.steps if isinstance(s, PilResizeStep)] == [56]
+    frame = torch.rand(3, 64, 64)
+    out = pre({"observation.image": frame, "observation.state": torch.zeros(4), "task": "press"})
+    assert torch.equal(out["observation.image"][0], pil_resize_center_crop(frame, 56))
+    with pytest.raises(PolicyConfigError, match="pil_image_size must be >= 1"):
+        make_vita("only_finetune", pil_image_size=0)

@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 from lerobot.processor import PolicyAction, PolicyProcessorPipeline
-from lerobot.processor.factory import make_default_policy_processor_steps, make_policy_processor_pipelines
 
 from .configuration_seer import SeerConfig
 
@@ -25,13 +24,6 @@ def make_seer_pre_post_processors(
 ]:
     """Rename -> AddBatch [-> PilResize when ``pil_image_size`` is set] -> Device -> Normalize (state MEAN_STD,
     action MIN_MAX) and Unnormalize -> Device(cpu)."""
-    s = make_default_policy_processor_steps(config, dataset_stats)
-    resize = []
-    if config.pil_image_size:
-        from lerobot_vla_plugins.processors.pil_resize import PilResizeStep
+    from lerobot_vla_plugins.processors.pil_resize import pre_post_processors_with_pil_resize
 
-        resize = [PilResizeStep(keys=list(config.camera_keys), size=config.pil_image_size)]
-    return make_policy_processor_pipelines(
-        input_steps=[s.rename_observations, s.add_batch_dim, *resize, s.to_device, s.normalize],
-        output_steps=[s.unnormalize, s.to_cpu],
-    )
+    return pre_post_processors_with_pil_resize(config, dataset_stats, config.pil_image_size)

@@ -88,6 +88,10 @@ class VitaVlaConfig(PreTrainedConfig):
     compile_mode: str = "default"
     # Images are resized to this square size: 200 px -> 14x14 patches of 14 px -> 49 tokens (Appendix A.1).
     vlm_image_size: int = 200
+    # Resize the camera frames in the preprocessor to this square size with PIL on uint8 frames, as the released
+    # CLIPImageProcessor does (200 with vlm_image_size 200); None: the model resizes them (torch bicubic with
+    # antialias, within about one grey level: docs/parity.md).
+    pil_image_size: int | None = None
     system_prompt: str = VITA_SYSTEM_PROMPT
 
     # Steps per sample, one conversation turn each (must equal the teacher's): CALVIN 10, LIBERO 7.
@@ -166,6 +170,10 @@ class VitaVlaConfig(PreTrainedConfig):
         if self.gripper_state_mode is not None and self.gripper_state_mode not in GRIPPER_STATE_MODES:
             raise PolicyConfigError(
                 f"vita_vla: gripper_state_mode={self.gripper_state_mode!r} is unknown; choose one of {GRIPPER_STATE_MODES}"
+            )
+        if self.pil_image_size is not None and self.pil_image_size < 1:
+            raise PolicyConfigError(
+                f"vita_vla: pil_image_size must be >= 1 (200 = the released preprocessing) or None, got {self.pil_image_size}"
             )
         for name in ("history_length", "action_pred_steps", "vlm_image_size"):
             if getattr(self, name) < 1:
