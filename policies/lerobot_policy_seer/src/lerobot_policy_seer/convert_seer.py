@@ -326,16 +326,9 @@ def convert(cfg: ConvertSeerConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import draccus
+    from lerobot_vla_plugins.convert.cli import run_converter
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = draccus.parse(ConvertSeerConfig, args=sys.argv[1:] if argv is None else argv)
-    try:
-        convert(cfg)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"lerobot-seer-convert: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_converter("lerobot-seer-convert", ConvertSeerConfig, convert, argv)
 
 
 if __name__ == "__main__":

@@ -281,16 +281,9 @@ def _save(tensors: dict[str, Tensor], path: Path, dtype, save_file) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import draccus
+    from lerobot_vla_plugins.convert.cli import run_converter
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = draccus.parse(ConvertVitaConfig, args=sys.argv[1:] if argv is None else argv)
-    try:
-        convert(cfg)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"lerobot-vita-convert: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_converter("lerobot-vita-convert", ConvertVitaConfig, convert, argv)
 
 
 if __name__ == "__main__":
