@@ -158,6 +158,25 @@ def test_fsdp_wrap_units_resolve_under_dp_shard_as_under_the_shipped_accelerate_
         assert classes.count(name) >= 2, (name, sorted(set(classes)))
 
 
+def test_vita_vla_declares_wrap_units_its_llm_has(tmp_path):
+    # vita_vla keeps LeRobot's _save_pretrained, but shards like the others under --parallelism.dp_shard
+    (case,) = [c for c in iter_cases() if c.policy_type == "vita_vla" and c.size == "tiny"]
+    spec = {
+        "case": case.key,
+        "policy_type": case.policy_type,
+        "size": case.size,
+        "overrides": case.resolve_overrides(tmp_path),
+        "features": case.features,
+        "device": "cpu",
+    }
+    vita = build_policy(spec)[0]
+    plugin = SimpleNamespace(min_num_params=0, transformer_cls_names_to_wrap=None)
+    _released_062_set_fsdp_wrap_modules(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)), vita)
+    classes = [type(m).__name__ for m in vita.modules()]
+    assert plugin.transformer_cls_names_to_wrap == ["Qwen2DecoderLayer"]
+    assert classes.count("Qwen2DecoderLayer") >= 2, sorted(set(classes))
+
+
 def test_publish_policy_calls_the_api_of_the_installed_lerobot(monkeypatch):
     import lerobot.common.train_utils as train_utils
 

@@ -50,6 +50,7 @@ def test_calvin_is_a_registered_env_type_with_the_papers_observations():
         ("task", "AB_C", "--env.task"),
         ("action_mode", "joint", "--env.action_mode"),
         ("first_chain", 1000, "--env.first_chain"),
+        ("state_layout", "joints", "--env.state_layout"),
     ],
 )
 def test_bad_config_values_name_the_flag(field, value, match):
@@ -159,6 +160,17 @@ def test_observations_are_lerobot_pixels_and_state():
     assert obs["agent_pos"].shape == (15,)
     assert env.observation_space.contains(obs)
     assert env.render().shape == (200, 200, 3)
+
+
+def test_seer_state_layout_is_the_released_seven_d_state():
+    """Seer / VITA-VLA CALVIN code: state = cat(robot_obs[..., :6], robot_obs[..., [-1]])."""
+    env, runtime = make_env(lambda s: None, state_layout="seer")
+    obs, _ = env.reset()
+    robot_obs = runtime._obs()["robot_obs"]
+    assert np.array_equal(obs["agent_pos"], np.concatenate([robot_obs[:6], robot_obs[-1:]]))
+    assert env.observation_space.contains(obs)
+    feats = env_to_policy_features(make_env_config("calvin", state_layout="seer"))
+    assert feats["observation.state"].shape == (7,)
 
 
 def test_frames_of_another_size_name_the_flag_to_set():

@@ -125,21 +125,18 @@ def test_lerobot_vla_info_reports_the_paper_size_model_for_metaworld(capsys):
     assert counts["modules"]["model.backbone"]["trainable"] == 0
 
 
-def test_a_teacher_trained_with_other_state_statistics_is_refused(make_vita, save_teacher):
-    """Stage 1 feeds the teacher this run's normalised state (the paper's teacher is trained on the same data)."""
-    import numpy as np
+def test_pil_image_size_resizes_frames_in_the_preprocessor(make_vita):
+    """--policy.pil_image_size=200: the released CLIPImageProcessor's PIL resize, before the model."""
     import torch
-    from lerobot_policy_vita_vla.modeling_vita_vla import VitaVlaPolicy
+    from lerobot_policy_vita_vla.processor_vita_vla import make_vita_vla_pre_post_processors
 
-    stats = {
-        "observation.state": {"mean": np.zeros(4), "std": np.ones(4)},
-        "action": {"min": -np.ones(4), "max": np.ones(4)},
-    }
-    teacher = save_teacher(stats=stats)
-    policy = make_vita("align", teacher_path=str(teacher))  # no dataset statistics given: nothing to compare
-    other = {"observation.state": {"mean": np.full(4, 0.5), "std": np.ones(4)}}
-    with pytest.raises(ValueError, match="trained with other observation.state statistics"):
-        VitaVlaPolicy(policy.config, dataset_stats=other)
-    assert isinstance(
-        VitaVlaPolicy(policy.config, dataset_stats=stats).model.action_token, torch.nn.Parameter
-    )
+    from lerobot_vla_plugins.processors.pil_resize import PilResizeStep, pil_resize_center_crop
+
+    policy = make_vita("only_finetune", pil_image_size=56)
+    pre, _ = make_vita_vla_pre_post_processors(policy.config)
+    assert [s.size for s in pre.steps if isinstance(s, PilResizeStep)] == [56]
+    frame = torch.rand(3, 64, 64)
+    out = pre({"observation.image": frame, "observation.state": torch.zeros(4), "task": "press"})
+    assert torch.equal(out["observation.image"][0], pil_resize_center_crop(frame, 56))
+    with pytest.raises(ConfigError, match="pil_image_size must be >= 1"):
+        make_vita("only_finetune", pil_image_size=0)

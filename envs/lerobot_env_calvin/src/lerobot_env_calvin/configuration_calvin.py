@@ -21,6 +21,7 @@ from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 from lerobot_vla_plugins.errors import ConfigError
 
 from .benchmark import NUM_CHAINS, SUBTASK_MAX_STEPS
+from .calvin import STATE_LAYOUTS
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -47,6 +48,9 @@ class CalvinEnvConfig(EnvConfig):
     # Camera sizes of CALVIN's dataset config (static 200x200, gripper 84x84).
     static_size: int = 200
     gripper_size: int = 84
+    # observation.state: "robot_obs" = the simulator's 15-D robot_obs; "seer" = the 7-D state the released Seer and
+    # VITA-VLA read (tcp position, tcp euler angles, last gripper action: robot_obs[:6] + robot_obs[-1]).
+    state_layout: str = "robot_obs"
     fps: int = 30  # CALVIN's control frequency
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(
@@ -73,6 +77,10 @@ class CalvinEnvConfig(EnvConfig):
             )
         if self.subtask_max_steps < 1:
             raise ConfigError(f"calvin: --env.subtask_max_steps must be >= 1, got {self.subtask_max_steps}")
+        if self.state_layout not in STATE_LAYOUTS:
+            raise ConfigError(
+                f"calvin: --env.state_layout must be one of {tuple(STATE_LAYOUTS)}, got {self.state_layout!r}"
+            )
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),
             "pixels/rgb_static": PolicyFeature(
@@ -81,7 +89,9 @@ class CalvinEnvConfig(EnvConfig):
             "pixels/rgb_gripper": PolicyFeature(
                 type=FeatureType.VISUAL, shape=(self.gripper_size, self.gripper_size, 3)
             ),
-            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(15,)),
+            "agent_pos": PolicyFeature(
+                type=FeatureType.STATE, shape=(len(STATE_LAYOUTS[self.state_layout]),)
+            ),
         }
 
     @property
@@ -94,6 +104,7 @@ class CalvinEnvConfig(EnvConfig):
             "subtask_max_steps": self.subtask_max_steps,
             "static_size": self.static_size,
             "gripper_size": self.gripper_size,
+            "state_layout": self.state_layout,
         }
 
     def create_envs(

@@ -90,6 +90,10 @@ class SeerConfig(PreTrainedConfig):
     vision_encoder_name: str = "facebook/vit-mae-base"
     text_encoder_name: str = "openai/clip-vit-base-patch32"
     text_max_length: int = 77
+    # Resize the camera frames in the preprocessor to this square size with PIL on uint8 frames, as the released
+    # CLIP preprocess does (224; lerobot-seer-convert sets it); None: the model resizes them (torch bicubic with
+    # antialias, faster, within about one grey level: docs/parity.md).
+    pil_image_size: int | None = None
     # Flamingo perceiver resampler over the MAE patch tokens (released: depth 3, 8 heads of 64).
     resampler_depth: int = 3
     resampler_heads: int = 8
@@ -161,6 +165,10 @@ class SeerConfig(PreTrainedConfig):
         for name in (*defaults, "history_length", "action_pred_steps", "foresight_step", "resampler_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"seer: {name} must be >= 1, got {getattr(self, name)}")
+        if self.pil_image_size is not None and self.pil_image_size < 1:
+            raise ConfigError(
+                f"seer: pil_image_size must be >= 1 (224 = the released CLIP preprocess) or None, got {self.pil_image_size}"
+            )
         if self.hidden_dim % self.num_heads:
             raise ConfigError(
                 f"seer: hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}"
