@@ -140,3 +140,14 @@ def test_export_command_refuses_a_directory_without_a_checkpoint(tmp_path):
     from lerobot_vla_plugins.export.cli import main
 
     assert main([f"--policy_path={tmp_path}"]) == 2
+
+
+def test_speed_bench_adds_an_onnx_row_after_each_exportable_eager_row():
+    from lerobot_vla_plugins.bench.harness import BenchSettings, select_cases
+
+    keys = [c.key for c in select_cases(BenchSettings(sizes=["tiny"], onnx=True))]
+    for name in ("vla_adapter (pro, tiny)", "seer", "a1 (tiny, flow matching)"):
+        assert keys[keys.index(f"{name}@tiny") + 1] == f"{name} + onnx@tiny"
+    assert (
+        "evo1 + onnx@tiny" not in keys and "vita_vla + onnx@tiny" not in keys
+    )  # no chunk graph (NOT_EXPORTED)

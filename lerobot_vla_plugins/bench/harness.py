@@ -129,12 +129,12 @@ def compiled_variant(case: BenchCase, mode: str) -> BenchCase | None:
 
 def onnx_variant(case: BenchCase) -> BenchCase | None:
     """The ``+ onnx`` row of ``case`` (its chunk graph on onnxruntime), or None where the policy type has no chunk
-    graph (``lerobot_vla_plugins.export.onnx.CHUNK_FUNCTIONS``) or the case is itself a variant."""
-    from lerobot_vla_plugins.export.onnx import CHUNK_FUNCTIONS, EXPORTED
+    graph (``lerobot_vla_plugins.export.onnx.export_refusal``) or the case is itself a variant."""
+    from lerobot_vla_plugins.export.onnx import EXPORTED, export_refusal
 
     if case.setup is not None or case.backend != "eager" or "compile_model" in case.overrides:
         return None
-    if case.policy_type not in CHUNK_FUNCTIONS:
+    if export_refusal(case.policy_type, case.overrides.get("backbone_family")) is not None:
         return None
     return replace(
         case,

@@ -414,8 +414,11 @@ def run(spec: dict) -> dict:
     if spec["device"].startswith("cuda"):
         out["gpu_name"] = torch.cuda.get_device_name()
     if spec.get("backend", "eager") == "onnx":
-        if spec["phase"] != "infer":
-            return {**out, "skipped": "ONNX rows are inference only"}
+        from lerobot_vla_plugins.export import export_refusal
+
+        why = export_refusal(cfg.type, getattr(cfg, "backbone_family", None))
+        if why is not None or spec["phase"] != "infer":
+            return {**out, "skipped": why or "ONNX rows are inference only"}
         runner, out["export_s"] = onnx_runner(spec, policy, preprocessor, cfg)
         out.update(measure_inference(spec, policy, preprocessor, postprocessor, cfg, memory, runner))
         return out

@@ -11,6 +11,7 @@ from .onnx import (
     check_exportable,
     eager_chunk,
     export_chunk_graph,
+    export_refusal,
     make_noise,
     parity,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "ExportInfo",
     "OnnxChunkRunner",
     "check_exportable",
+    "export_refusal",
     "eager_chunk",
     "export_chunk_graph",
     "make_noise",

@@ -78,14 +78,21 @@ CHUNK_FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
 }
 
 
-def check_exportable(policy_type: str) -> None:
-    """Raise ValueError naming why ``policy_type`` has no chunk graph (and which types have one)."""
-    if policy_type in CHUNK_FUNCTIONS:
-        return
-    why = NOT_EXPORTED.get(policy_type, "no chunk graph is defined for it")
-    raise ValueError(
-        f"{policy_type}: no ONNX export ({why}); exported policy types: {', '.join(sorted(CHUNK_FUNCTIONS))}"
-    )
+def export_refusal(policy_type: str, backbone_family: str | None = None) -> str | None:
+    """Why a policy of ``policy_type`` (on a ``backbone_family`` backbone, for A1) has no chunk graph, or None."""
+    if policy_type not in CHUNK_FUNCTIONS:
+        why = NOT_EXPORTED.get(policy_type, "no chunk graph is defined for it")
+        return f"{policy_type}: no ONNX export ({why}); exported policy types: {', '.join(sorted(CHUNK_FUNCTIONS))}"
+    if backbone_family == "internvl":  # A1 on evo1's backbone: the same prompt-slot nonzero() as vita_vla
+        return f"{policy_type} on an InternVL backbone: no ONNX export ({NOT_EXPORTED['vita_vla']})"
+    return None
+
+
+def check_exportable(policy_type: str, backbone_family: str | None = None) -> None:
+    """Raise ValueError with :func:`export_refusal`'s reason when there is no chunk graph."""
+    why = export_refusal(policy_type, backbone_family)
+    if why is not None:
+        raise ValueError(why)
 
 
 def tensor_keys(batch: dict) -> list[str]:
@@ -161,7 +168,7 @@ def export_chunk_graph(policy, batch: dict, path: str | Path, opset: int = 18) -
         batch: a preprocessed observation batch (what ``predict_action_chunk`` receives); its batch size and task
             prompt are fixed in the graph.
     """
-    check_exportable(policy.config.type)
+    check_exportable(policy.config.type, getattr(policy.config, "backbone_family", None))
     policy.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
