@@ -44,24 +44,25 @@ done
 # Our distributions (built from this repo) and the packages LeRobot needs that the machine's image lacks or has in a
 # version LeRobot 0.6.1 refuses (transformers < 5.6; tokenizers to match). Versions: uv.lock.
 OURS=(lerobot_vla_plugins lerobot_policy_a1 lerobot_policy_seer lerobot_policy_vita_vla lerobot_policy_vla_adapter)
-THEIRS=(lerobot draccus mergedeep pyyaml-include toml transformers tokenizers gymnasium farama-notifications
-  termcolor num2words docopt datasets dill multiprocess av jsonlines deepdiff orderly-set)
+THEIRS=(lerobot draccus mergedeep toml transformers tokenizers gymnasium farama-notifications termcolor num2words
+  docopt datasets dill multiprocess av jsonlines)
 
 norm() { echo "$1" | tr 'A-Z-.' 'a-z__'; }
 
 if [ "$PREPARE" = 1 ]; then
   UV="${UV:-.venv/bin/uv}"
   mkdir -p "$WHEELS"
-  grep -qxF "/$WHEELS/" .git/info/exclude 2>/dev/null || echo "/$WHEELS/" >>.git/info/exclude
   "$UV" build --wheel --package lerobot_vla_plugins -o "$WHEELS"
   for d in policies/lerobot_policy_*; do "$UV" build --wheel "$d" -o "$WHEELS"; done
   reqs="$("$UV" export --frozen --no-hashes --no-dev --all-packages --no-emit-workspace)"
   for name in "${THEIRS[@]}"; do
     pin="$(echo "$reqs" | grep -iE "^${name}==" | cut -d' ' -f1 | head -1)"
     [ -n "$pin" ] || { echo "gpu_bench.sh: $name is not in uv.lock" >&2; exit 2; }
+    # a binary wheel for the GPU machine's platform, else (a pure-Python sdist such as docopt) one built here
     .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-      --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$pin"
+      --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$pin" 2>/dev/null ||
+      .venv/bin/python -m pip wheel -q --no-deps -w "$WHEELS" "$pin"
   done
   # the early-exit benchmark's frames: the testing kit's 2-episode Meta-World dataset (MP4), carried along
   ds="$(.venv/bin/python -c 'from lerobot_vla_plugins.testing.fixtures import cached_metaworld_dataset as c; print(c(episodes=2)[1])')"
