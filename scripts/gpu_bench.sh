@@ -12,7 +12,7 @@
 #   2. early_exit: the A1 early-exit benchmark at paper size (python -m lerobot_vla_plugins.bench.early_exit)
 #   3. cuda_graphs: tests/test_compile.py::test_cuda_graphs_give_the_eager_chunk (skipped without a GPU)
 # Output: <out>/gpu_bench.json (machine, every step's command, exit status, wall time and results) and
-# <out>/gpu_bench.md (the tables), plus each step's own files and log.
+# <out>/gpu_bench.md (the tables), plus each step's own files, stdout (<step>.out) and stderr (<step>.log).
 #
 # Options: --dry, --prepare, --wheels=DIR (default .whl), --out=DIR (default outputs/gpu_bench),
 #          --dataset_root=DIR (a Meta-World LeRobot dataset for the early-exit frames; default: carried
@@ -138,7 +138,7 @@ step() { # name timeout_s gpu_command command...
   local t0 rc
   t0="$EPOCHREALTIME"
   set +e
-  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  timeout "$limit" "$@" >"$OUT/$name.out" 2>"$OUT/$name.log"
   rc=$?
   set -e
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rc" "$t0" "$EPOCHREALTIME" "$*" "$gpu" >>"$STEPS_TSV"
@@ -176,7 +176,7 @@ for line in (out / "steps.tsv").read_text().splitlines():
         table = (out / "speed.md").read_text()
     elif name == "early_exit" and (out / "early_exit.json").is_file():
         entry["report"] = json.loads((out / "early_exit.json").read_text())
-        table = (out / f"{name}.log").read_text().strip()
+        table = "```text\n" + (out / f"{name}.out").read_text().strip() + "\n```"  # its table (stderr: .log)
     elif name == "cuda_graphs" and (out / "cuda_graphs.xml").is_file():
         root = ET.parse(out / "cuda_graphs.xml").getroot()
         suite = root if root.tag == "testsuite" else root.find("testsuite")

@@ -10,8 +10,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_bench.sh"
 REQUIRED = [
@@ -75,7 +73,6 @@ def test_two_versions_of_one_wheel_are_refused(tmp_path):
     assert proc.returncode == 2 and "holds 2 wheels of transformers" in proc.stderr
 
 
-@pytest.mark.slow
 def test_dry_run_runs_every_step_tiny_on_cpu_and_writes_json_and_markdown(tmp_path):
     wheels = wheel_dir(tmp_path, REQUIRED)
     out = tmp_path / "out"
