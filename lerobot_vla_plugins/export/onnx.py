@@ -143,6 +143,7 @@ def make_noise(policy, batch_size: int, seed: int = 0) -> Tensor | None:
 
 
 def batch_task(batch: dict) -> str | None:
+    """The one task prompt of ``batch`` (None without one); ValueError when its samples differ."""
     task = batch.get("task")
     if isinstance(task, (list, tuple)):
         if len(set(task)) > 1:
