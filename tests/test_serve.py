@@ -329,3 +329,10 @@ def test_policy_instructions_that_are_not_a_remote_policy_config_are_refused(ser
             stub.SendPolicyInstructions(services_pb2.PolicySetup(data=pickle.dumps({"policy_type": "a1"})))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "must be a RemotePolicyConfig, got dict" in err.value.details()
+
+
+def test_serve_command_refuses_a_bad_port_naming_it(capsys):
+    from lerobot_vla_plugins.serve.server import main
+
+    assert main(["--port=0"]) == 2
+    assert "Port must be between 1 and 65535, got 0" in capsys.readouterr().err

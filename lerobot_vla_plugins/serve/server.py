@@ -194,7 +194,11 @@ def start_server(cfg: PolicyServerConfig, max_workers: int = 4) -> tuple[grpc.Se
 def main(argv: list[str] | None = None) -> int:
     """``lerobot-vla-serve``: LeRobot's ``PolicyServerConfig`` options (``--host``, ``--port``, ``--fps``,
     ``--inference_latency``, ``--obs_queue_timeout``)."""
-    cfg = draccus.parse(PolicyServerConfig, args=sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = draccus.parse(PolicyServerConfig, args=sys.argv[1:] if argv is None else argv)
+    except (ValueError, draccus.utils.ParsingError) as err:  # LeRobot's checks (port range, fps, latencies)
+        print(f"lerobot-vla-serve: error: {err.__cause__ or err}", file=sys.stderr)
+        return 2
     logging.info(pformat(asdict(cfg)))
     try:
         server, servicer, port = start_server(cfg)
