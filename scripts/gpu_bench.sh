@@ -6,9 +6,10 @@
 #   scripts/gpu_bench.sh                      # THERE: install .whl/ into /tmp/site, run the three steps
 #   scripts/gpu_bench.sh --dry                # anywhere: the same steps, tiny and on CPU, with .venv's python
 #
-# Steps (each bounded by its own timeout; about 6 of the 8 minutes in all on the GPU):
+# Steps (each bounded by its own timeout, 330 + 90 + 45 s: under 8 minutes with the install):
 #   1. speed:      every paper-size row of lerobot-vla-speed, bf16, batch 1, inference, each policy of ours also
-#                  with --compile_mode=reduce-overhead (CUDA graphs, the mode tests/test_compile.py checks)
+#                  with --compile_mode=reduce-overhead (CUDA graphs, the mode tests/test_compile.py checks); one
+#                  case at a time (45 s each at most), the tables rewritten after each, so a timeout keeps them
 #   2. early_exit: the A1 early-exit benchmark at paper size (python -m lerobot_vla_plugins.bench.early_exit)
 #   3. cuda_graphs: tests/test_compile.py::test_cuda_graphs_give_the_eager_chunk (skipped without a GPU)
 # Output: <out>/gpu_bench.json (machine, every step's command, exit status, wall time and results) and
@@ -112,7 +113,7 @@ mkdir -p "$OUT"
 
 # ---- the exact commands (GPU) and their tiny CPU counterparts (--dry runs the latter, records both)
 GPU_SPEED_ARGS=(--sizes=paper --device=cuda --dtype=bfloat16 --batch_sizes=1 --phases=infer
-  --compile_mode=reduce-overhead --repeats=5 --warmup=2 --timeout_s=60)
+  --compile_mode=reduce-overhead --repeats=3 --warmup=1 --timeout_s=45)
 GPU_EXIT_ARGS=(--size=paper --device=cuda)
 if [ "$DRY" = 1 ]; then
   SPEED_ARGS=(--sizes=tiny --policies=seer --device=cpu --dtype=float32 --batch_sizes=1 --phases=infer
@@ -122,7 +123,7 @@ if [ "$DRY" = 1 ]; then
 else
   SPEED_ARGS=("${GPU_SPEED_ARGS[@]}")
   EXIT_ARGS=("${GPU_EXIT_ARGS[@]}")
-  T_SPEED=270 T_EXIT=120 T_TEST=60
+  T_SPEED=330 T_EXIT=90 T_TEST=45
 fi
 if [ -n "$DATASET" ]; then
   EXIT_ARGS+=("--dataset_root=$DATASET")
@@ -149,8 +150,30 @@ SPEED_OUT=(--output_json="$OUT/speed.json" --output_md="$OUT/speed.md")
 EXIT_OUT=(--scratch="$OUT/early_exit_scratch" --json="$OUT/early_exit.json")
 TEST=(-m pytest tests/test_compile.py -q -p no:cacheprovider -k test_cuda_graphs_give_the_eager_chunk
   --junitxml="$OUT/cuda_graphs.xml")
-step speed "$T_SPEED" "python3 -m lerobot_vla_plugins.bench.cli ${GPU_SPEED_ARGS[*]} ${SPEED_OUT[*]}" \
-  "$PY" -m lerobot_vla_plugins.bench.cli "${SPEED_ARGS[@]}" "${SPEED_OUT[@]}"
+# lerobot-vla-speed's options, one case at a time, the JSON and markdown rewritten after each case: a step stopped
+# by its timeout keeps the rows it measured
+cat >"$OUT/speed_by_case.py" <<'PY'
+import json, sys
+from pathlib import Path
+
+import draccus
+
+from lerobot_vla_plugins.bench.cli import SpeedConfig, settings_from
+from lerobot_vla_plugins.bench.harness import format_markdown, run_benchmark, select_cases
+
+cfg = draccus.parse(SpeedConfig, args=sys.argv[1:])
+settings = settings_from(cfg)
+report = None
+for case in select_cases(settings):
+    part = run_benchmark(settings, [case], log=lambda m: print(m, file=sys.stderr, flush=True))
+    report = part if report is None else {**report, "cases": report["cases"] + part["cases"]}
+    for path, text in ((cfg.output_json, json.dumps(report, indent=1)), (cfg.output_md, format_markdown(report) + "\n")):
+        Path(path + ".tmp").write_text(text)
+        Path(path + ".tmp").replace(path)
+print(format_markdown(report))
+PY
+step speed "$T_SPEED" "python3 $OUT/speed_by_case.py ${GPU_SPEED_ARGS[*]} ${SPEED_OUT[*]}" \
+  "$PY" "$OUT/speed_by_case.py" "${SPEED_ARGS[@]}" "${SPEED_OUT[@]}"
 step early_exit "$T_EXIT" "python3 -m lerobot_vla_plugins.bench.early_exit ${GPU_EXIT_ARGS[*]} ${EXIT_OUT[*]}" \
   "$PY" -m lerobot_vla_plugins.bench.early_exit "${EXIT_ARGS[@]}" "${EXIT_OUT[@]}"
 step cuda_graphs "$T_TEST" "python3 ${TEST[*]}" "$PY" "${TEST[@]}"
