@@ -1,7 +1,7 @@
 """Official Evo-1 checkpoints -> LeRobot ``evo1``: the InternVL renaming, and a synthetic official step directory
 at tiny size that converts, loads with ``--policy.path`` semantics, and whose action head gives the velocity field
 of an independent re-implementation of the official head (written here from the Evo-1 paper, Sec. 3.2, and the
-reference notes B4 on ``Evo_1/model/action_head/flow_matching.py``).
+official ``Evo_1/model/action_head/flow_matching.py``).
 
 The official conventions a converted checkpoint carries (``processors/evo1.py``) are checked against references
 written here from the official code's behaviour (MINT-SJTU/Evo-1 ``evo1-flash``): ``InternVL3Embedder`` pads every
@@ -619,7 +619,7 @@ def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
     from lerobot.policies.evo1.flow_matching import FlowmatchingActionHead
     from transformers import AutoModel
 
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.cli.info import metaworld_policy_features
     from lerobot_vla_plugins.convert.evo1 import check_against_policy, convert_state_dict
     from lerobot_vla_plugins.presets import weightless_pretrained
 
@@ -637,7 +637,7 @@ def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
     official.update({f"action_head.{k}": v for k, v in head.state_dict().items()})
     state_dict, layers = convert_state_dict(official)
     assert layers == 14
-    inputs, outputs = metaworld_features()
+    inputs, outputs = metaworld_policy_features()
     config = Evo1Config(
         input_features=inputs, output_features=outputs
     )  # paper defaults: InternVL3-1B-hf, 14 layers

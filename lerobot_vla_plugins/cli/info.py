@@ -19,9 +19,15 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import draccus
 from lerobot.configs.policies import PreTrainedConfig
+from lerobot.configs.types import PolicyFeature
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from torch import nn
 
 
 @dataclass
@@ -36,40 +42,43 @@ class InfoConfig:
     json: bool = False
 
 
-def metaworld_features():
-    from lerobot.configs.types import FeatureType, PolicyFeature
-
-    inputs = {
-        "observation.image": PolicyFeature(type=FeatureType.VISUAL, shape=(3, 480, 480)),
-        "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(4,)),
-    }
-    outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))}
-    return inputs, outputs
-
-
-def dataset_features(root: str):
+def policy_features(features: dict[str, dict]) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """(input_features, output_features) a policy is built for, from a LeRobot dataset's ``features``."""
     from lerobot.configs.types import FeatureType
     from lerobot.utils.feature_utils import dataset_to_policy_features
 
-    info_path = Path(root).expanduser() / "meta" / "info.json"
-    if not info_path.is_file():
-        raise ValueError(
-            f"features: {root!r} is neither 'metaworld' nor a LeRobot dataset root (no meta/info.json)"
-        )
-    feats = dataset_to_policy_features(jsonlib.loads(info_path.read_text())["features"])
+    feats = dataset_to_policy_features(features)
     outputs = {k: f for k, f in feats.items() if f.type is FeatureType.ACTION}
     inputs = {k: f for k, f in feats.items() if f.type is not FeatureType.ACTION}
     return inputs, outputs
 
 
-def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
+def metaworld_policy_features() -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """Policy features for Meta-World: one (3, 480, 480) camera, 4-D state and action, what ``lerobot-eval
+    --env.type=metaworld`` feeds; derived from the layout ``lerobot-vla-data metaworld`` records."""
+    from lerobot_vla_plugins.data.metaworld import metaworld_features
+
+    return policy_features(metaworld_features())
+
+
+def dataset_features(root: str) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
+    """Policy features of the LeRobot dataset at ``root`` (its ``meta/info.json``)."""
+    info_path = Path(root).expanduser() / "meta" / "info.json"
+    if not info_path.is_file():
+        raise ValueError(
+            f"features: {root!r} is neither 'metaworld' nor a LeRobot dataset root (no meta/info.json)"
+        )
+    return policy_features(jsonlib.loads(info_path.read_text())["features"])
+
+
+def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld") -> PreTrainedPolicy:
     """Instantiate the policy of ``policy_cfg`` with no weights: every parameter on the meta device."""
     import torch
     from lerobot.policies.factory import get_policy_class
 
     from lerobot_vla_plugins.presets import weightless_pretrained
 
-    inputs, outputs = metaworld_features() if features == "metaworld" else dataset_features(features)
+    inputs, outputs = metaworld_policy_features() if features == "metaworld" else dataset_features(features)
     if not policy_cfg.input_features:
         policy_cfg.input_features = inputs
     if not policy_cfg.output_features:
@@ -80,7 +89,7 @@ def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
         return policy_cls(policy_cfg)
 
 
-def count_parameters(module, depth: int = 2) -> dict:
+def count_parameters(module: nn.Module, depth: int = 2) -> dict:
     """Total and trainable parameters, with a breakdown by submodule down to ``depth`` levels.
 
     Shared (tied) parameters are counted once, at their first owner.

@@ -25,6 +25,11 @@ import threading
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig
 
 PRESET_DIR = Path(__file__).parent
 _state = threading.local()
@@ -52,11 +57,11 @@ def load_preset(hub_id: str) -> dict:
     return json.loads(path.read_text())
 
 
-def has_preset(name_or_path) -> bool:
+def has_preset(name_or_path: str | Path) -> bool:
     return isinstance(name_or_path, (str, Path)) and preset_path(str(name_or_path)).is_file()
 
 
-def preset_config(hub_id: str):
+def preset_config(hub_id: str) -> PretrainedConfig:
     """A transformers config object built from the preset of ``hub_id``."""
     from transformers import AutoConfig
 
@@ -151,7 +156,7 @@ _ORIGINALS: dict = {}
 
 
 @contextlib.contextmanager
-def weightless_pretrained(device: str = "meta", dtype=None) -> Iterator[None]:
+def weightless_pretrained(device: str = "meta", dtype: torch.dtype | None = None) -> Iterator[None]:
     """Make transformers' ``from_pretrained`` build models from configs, reading no weights.
 
     Args:

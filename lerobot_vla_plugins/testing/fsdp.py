@@ -22,9 +22,9 @@ def tiny_a1(vlm_name: str):
     from lerobot_policy_a1.modeling_a1 import A1Policy
 
     from lerobot_vla_plugins.bench.cases.a1 import TINY_OVERRIDES
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.cli.info import metaworld_policy_features
 
-    inputs, outputs = metaworld_features()
+    inputs, outputs = metaworld_policy_features()
     cfg = A1Config(
         input_features=dict(inputs),
         output_features=dict(outputs),
