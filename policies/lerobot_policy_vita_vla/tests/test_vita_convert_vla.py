@@ -143,7 +143,7 @@ def test_released_vita_vla_checkpoint_converts_into_a_policy_that_uses_every_ten
         ("VISUAL", "STATE", "ACTION"), "IDENTITY"
     )
     assert cfg.robot_state_feature.shape == (7,) and cfg.action_feature.shape == (7,)
-    assert cfg.camera_keys == ["observation.images.static", "observation.images.gripper"]
+    assert cfg.camera_keys == ["observation.images.rgb_static", "observation.images.rgb_gripper"]
 
     # every action module computes what the official one computes with the released tensors
     g = torch.Generator().manual_seed(1)

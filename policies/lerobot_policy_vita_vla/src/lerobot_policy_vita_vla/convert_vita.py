@@ -278,7 +278,7 @@ class ConvertVitaConfig:
     vla_checkpoint: str | None = None
     # LeRobot keys of the primary (static) and wrist (gripper) cameras, in the released order.
     camera_keys: list[str] = field(
-        default_factory=lambda: ["observation.images.static", "observation.images.gripper"]
+        default_factory=lambda: ["observation.images.rgb_static", "observation.images.rgb_gripper"]
     )
     image_shape: list[int] = field(default_factory=lambda: [3, 200, 200])
     # Released --gripper_width (LIBERO): the state ends in the 2-D gripper width (8-D) instead of the 1-D command.
