@@ -22,11 +22,23 @@ is printed and non-finite or exploding tensors are refused (``--allow_bad_weight
 Shards are converted one at a time (memory: one shard), written as a new sharded safetensors checkpoint with
 its index, into a temporary directory renamed into place at the end.
 
+With ``--vla_checkpoint`` it converts a released, *trained* VITA-VLA instead (``{epoch}.pth`` / ``{step}.pth`` of
+the official ``train_ds.py``: ``torch.save({"epoch", "model_state_dict": get_checkpoint(model)})``, i.e. only the
+parameters that trained, under DeepSpeed's ``module.`` prefix; ``transfer.py``'s small variant drops every ``vlm``
+key) into a complete ``vita_vla`` policy directory: the VITA-1.5 backbone from ``--vita_path`` goes to
+``<output_dir>/vlm`` (the policy's ``vlm_path``), the checkpoint's action modules and, when it holds them, its
+fine-tuned language-model layers go into ``model.safetensors`` (``convert_vla_state_dict``), with the released
+inference conventions in ``config.json`` (raw state and actions, 200 px PIL resize, the CALVIN action rule).
+
 Usage::
 
     lerobot-vita-convert --vita_path=/models/VITA-1.5 --vision_tower_path=/models/InternViT-300M-448px \\
         --output_dir=/models/VITA-1.5-internvl
     lerobot-train --policy.type=vita_vla --policy.vlm_path=/models/VITA-1.5-internvl ...
+
+    lerobot-vita-convert --vita_path=/models/VITA-1.5 --vision_tower_path=/models/InternViT-300M-448px \\
+        --vla_checkpoint=/models/VITA-VLA/calvin/4.pth --output_dir=outputs/vita_vla_calvin
+    lerobot-eval --policy.path=outputs/vita_vla_calvin ...
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -173,6 +185,80 @@ def _shards(directory: Path) -> list[Path]:
     return files
 
 
+#: A released VITA-VLA checkpoint's action modules (``VITAVLA``: ``model`` = ``VITAVLAModel``, ``seer`` = the teacher
+#: whose decoder the student reuses) -> ``VitaVlaPolicy`` names; applied to the names without ``module.``.
+VLA_RENAMES: tuple[tuple[str, str], ...] = (
+    ("model.arm_state_encoder.", "model.state_encoder.arm."),
+    ("model.gripper_state_encoder.", "model.state_encoder.gripper."),
+    ("model.state_projector.", "model.state_encoder.projector."),
+    (
+        "model.action_mapper.",
+        "model.action_mapper.",
+    ),  # mlp3x_gelu: Linear (0), GELU, Linear (2), GELU, Linear (4)
+    ("seer.action_decoder.", "model.action_head.decoder."),
+    ("seer.arm_action_decoder.0.", "model.action_head.arm."),
+    ("seer.gripper_action_decoder.0.", "model.action_head.gripper."),
+)
+VLA_VLM_PREFIX = "model.vlm."  # VITAVLAModel.vlm = the VITAQwen2ForCausalLM of VITA-1.5
+BACKBONE_PREFIX = "model.backbone."  # VitaVlaModel.backbone; its .model = InternVLModel (no lm_head)
+
+
+def convert_vla_state_dict(released: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A released VITA-VLA ``model_state_dict`` (``module.`` prefix optional) -> ``VitaVlaPolicy`` state-dict entries.
+
+    ``model.action_pred_token`` (1, D) -> ``model.action_token`` (D,); the state encoders, the action mapper and
+    Seer's decoder (``seer.action_decoder`` + ``arm_action_decoder[0]`` / ``gripper_action_decoder[0]``, the
+    Sigmoid/Tanh are applied by our head) by ``VLA_RENAMES``; ``model.vlm.*`` (the language model, when it trained)
+    through ``convert_key`` into the backbone; ``model.vlm.lm_head``, the audio encoder and the rest of ``seer``
+    (the stage-1 teacher, unused at inference: present only in a save of every parameter) are dropped.
+
+    Raises:
+        ValueError: naming the tensors that are not part of a released VITAVLA.
+    """
+    out: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in released.items():
+        name = key.removeprefix("module.")
+        if name == "model.action_pred_token":
+            out["model.action_token"] = value.reshape(-1)
+            continue
+        if name.startswith(VLA_VLM_PREFIX):
+            vita_key = name[len(VLA_VLM_PREFIX) :]
+            if vita_key == "lm_head.weight":
+                continue
+            try:
+                native = convert_key(vita_key, value)
+            except ValueError:
+                unknown.append(key)
+                continue
+            out.update({BACKBONE_PREFIX + k: v for k, v in native.items()})
+            continue
+        target = next((new + name[len(old) :] for old, new in VLA_RENAMES if name.startswith(old)), None)
+        if target is not None:
+            out[target] = value
+        elif not name.startswith("seer."):
+            unknown.append(key)
+    if unknown:
+        raise ValueError(
+            f"not a released VITA-VLA checkpoint: unknown tensors {unknown[:8]}{' ...' if len(unknown) > 8 else ''} "
+            "(expected module.model.{action_pred_token, arm_state_encoder, gripper_state_encoder, state_projector, "
+            "action_mapper, vlm.*} and module.seer.{action_decoder, arm_action_decoder, gripper_action_decoder})"
+        )
+    return out
+
+
+def load_vla_checkpoint(path: str) -> dict[str, Tensor]:
+    """The ``model_state_dict`` of a released VITA-VLA ``.pth`` (or a bare state dict), read with weights_only."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    state = blob.get("model_state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(
+            f"--vla_checkpoint={path}: no 'model_state_dict' of tensors in this file; pass a VITA-VLA training "
+            "checkpoint ({epoch}.pth written by train_ds.py)"
+        )
+    return state
+
+
 @dataclass
 class ConvertVitaConfig:
     # Local directory of the released VITA-1.5 (config.json, safetensors shards, tokenizer files).
@@ -181,24 +267,163 @@ class ConvertVitaConfig:
     # Local OpenGVLab/InternViT-300M-448px: its config.json (else the published values are used) and, when the VITA
     # checkpoint does not carry the vision tower, its weights.
     vision_tower_path: str | None = None
-    # Cast the weights (e.g. bfloat16); None keeps the stored dtype.
+    # Cast the weights (e.g. bfloat16); None keeps the stored dtype. With --vla_checkpoint also the policy's
+    # vlm_dtype (None: bfloat16, as trained).
     dtype: str | None = None
     # Convert weights that are non-finite or larger than 1e4 in magnitude (refused by default), with a warning.
     allow_bad_weights: bool = False
     overwrite: bool = False
+    # A released, trained VITA-VLA checkpoint (.pth with "model_state_dict"): write a complete vita_vla policy
+    # (backbone in <output_dir>/vlm) instead of the backbone alone. The options below apply to it.
+    vla_checkpoint: str | None = None
+    # LeRobot keys of the primary (static) and wrist (gripper) cameras, in the released order.
+    camera_keys: list[str] = field(
+        default_factory=lambda: ["observation.images.rgb_static", "observation.images.rgb_gripper"]
+    )
+    image_shape: list[int] = field(default_factory=lambda: [3, 200, 200])
+    # Released --gripper_width (LIBERO): the state ends in the 2-D gripper width (8-D) instead of the 1-D command.
+    gripper_width: bool = False
+    # Released --sequence_length (CALVIN 10, LIBERO 7) and --action_pred_steps; not stored in the weights.
+    history_length: int = 10
+    action_pred_steps: int = 3
+    # The released LIBERO rule (eval_utils_libero_vita.py): no history padding, temporal ensembling. Defaults: the
+    # released CALVIN rule (pad with the last frame, execute the second predicted action).
+    pad_history: bool = True
+    temporal_ensemble: bool = False
 
 
 def convert(cfg: ConvertVitaConfig) -> Path:
-    """Write the native InternVL checkpoint; returns ``output_dir``."""
+    """Write the native InternVL checkpoint (or, with ``vla_checkpoint``, the ``vita_vla`` policy); returns
+    ``output_dir``."""
+    from lerobot_vla_plugins.data.atomic import atomic_directory
+
+    if not cfg.vita_path or not cfg.output_dir:
+        raise ValueError("pass --vita_path=<VITA-1.5 directory> and --output_dir=<directory to write>")
+    if cfg.vla_checkpoint:
+        return convert_vla(cfg)
+    with atomic_directory(cfg.output_dir, overwrite=cfg.overwrite, what="converted checkpoint") as tmp:
+        write_backbone(cfg, tmp)
+    return Path(cfg.output_dir)
+
+
+def vla_policy_config(cfg: ConvertVitaConfig, state: dict[str, Tensor], vlm_path: Path, stage: str):
+    """The ``VitaVlaConfig`` of a converted released checkpoint: sizes from its tensors (policy names), the
+    released inference conventions (raw state/actions, 200 px PIL resize, CALVIN or LIBERO rule)."""
+    from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+
+    from .configuration_vita_vla import VitaVlaConfig
+
+    required = (
+        "model.action_mapper.4.weight",
+        "model.state_encoder.arm.weight",
+        "model.action_head.arm.weight",
+    )
+    absent = [k for k in required if k not in state]
+    if absent:
+        raise ValueError(
+            f"--vla_checkpoint={cfg.vla_checkpoint}: no {absent} after conversion; a stage-1 (--phase pretrain) "
+            "checkpoint has no trained action decoder (seer.*), and vita_vla implements the released mlp3x_gelu "
+            "action mapper (action_mapper.{0,2,4})"
+        )
+    if len(cfg.camera_keys) != 2:
+        raise ValueError(
+            f"camera_keys: the released VITA-VLA reads 2 views (primary, wrist), got {cfg.camera_keys}"
+        )
+    arm_state = state["model.state_encoder.arm.weight"].shape[1]
+    gripper_dim = 2 if cfg.gripper_width else 1
+    identity = dict.fromkeys(("VISUAL", "STATE", "ACTION"), NormalizationMode.IDENTITY)
+    config = VitaVlaConfig(
+        stage=stage,
+        vlm_path=str(vlm_path),
+        vlm_dtype=cfg.dtype or "bfloat16",
+        vlm_image_size=200,  # preprocess_image_vita: 200 px -> 49 tokens per image
+        pil_image_size=200,  # the released CLIPImageProcessor: PIL bicubic on uint8 frames
+        history_length=cfg.history_length,
+        action_pred_steps=cfg.action_pred_steps,
+        teacher_hidden_size=state["model.action_mapper.4.weight"].shape[0],
+        gripper_state_mode="width" if cfg.gripper_width else "one_hot",
+        gripper_state_dim=gripper_dim,
+        pad_history=cfg.pad_history,
+        temporal_ensemble=cfg.temporal_ensemble,
+        normalization_mapping=identity,  # the released code feeds raw states and predicts raw actions
+        device="cpu",
+        push_to_hub=False,
+    )
+    shape = tuple(cfg.image_shape)
+    config.input_features = {k: PolicyFeature(type=FeatureType.VISUAL, shape=shape) for k in cfg.camera_keys}
+    config.input_features["observation.state"] = PolicyFeature(
+        type=FeatureType.STATE, shape=(arm_state + gripper_dim,)
+    )
+    arm = state["model.action_head.arm.weight"].shape[0]
+    config.output_features = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(arm + 1,))}
+    return config
+
+
+def convert_vla(cfg: ConvertVitaConfig) -> Path:
+    """``--vla_checkpoint``: the released VITA-VLA -> a ``vita_vla`` policy directory (config.json,
+    model.safetensors, processors, the converted VITA-1.5 backbone in ``vlm/``)."""
+    from lerobot_vla_plugins.convert.checks import check_weights
+    from lerobot_vla_plugins.data.atomic import atomic_directory
+
+    from .modeling_vita_vla import VitaVlaPolicy
+    from .processor_vita_vla import make_vita_vla_pre_post_processors
+
+    released = load_vla_checkpoint(cfg.vla_checkpoint)
+    check_weights(
+        {k.removeprefix("module."): v for k, v in released.items()},
+        source=cfg.vla_checkpoint,
+        allow_bad=cfg.allow_bad_weights,
+        depth=3,
+    )
+    state = convert_vla_state_dict(released)
+    tuned_llm = any(k.startswith(BACKBONE_PREFIX) for k in state)
+    final_vlm = Path(cfg.output_dir).expanduser().resolve() / "vlm"
+    with atomic_directory(cfg.output_dir, overwrite=cfg.overwrite, what="policy") as tmp:
+        tmp.mkdir(parents=True)
+        write_backbone(cfg, tmp / "vlm")
+        # the LLM trained unless --freeze_vlm (train_ds.py): that is what the stages say
+        config = vla_policy_config(cfg, state, tmp / "vlm", "finetune" if tuned_llm else "freeze_vlm")
+        config.pretrained_path = cfg.vla_checkpoint  # a trained model: the stage checks need no teacher
+        policy = VitaVlaPolicy(config)
+        model_state = policy.state_dict()
+        missing = sorted(k for k in model_state if k not in state and not k.startswith(BACKBONE_PREFIX))
+        unexpected = sorted(k for k in state if k not in model_state)
+        if missing or unexpected:
+            raise ValueError(
+                f"--vla_checkpoint={cfg.vla_checkpoint} does not fill the vita_vla model: missing {missing[:8]}, "
+                f"unexpected {unexpected[:8]}"
+            )
+        wrong = [
+            f"{k}: checkpoint {tuple(v.shape)} != model {tuple(model_state[k].shape)}"
+            for k, v in state.items()
+            if v.shape != model_state[k].shape
+        ]
+        if wrong:
+            raise ValueError(f"--vla_checkpoint={cfg.vla_checkpoint}: shapes differ: {wrong[:8]}")
+        policy.load_state_dict(state, strict=False)
+        config.pretrained_path = None
+        config.vlm_path = str(final_vlm)
+        policy.save_pretrained(tmp)
+        for pipeline in make_vita_vla_pre_post_processors(config):
+            pipeline.save_pretrained(tmp)
+    logging.info(
+        "wrote %s: %d released tensors (%s), backbone %s",
+        cfg.output_dir,
+        len(released),
+        "fine-tuned language model" if tuned_llm else "action modules only: VITA-1.5's language model",
+        final_vlm,
+    )
+    return Path(cfg.output_dir)
+
+
+def write_backbone(cfg: ConvertVitaConfig, tmp: Path) -> None:
+    """The native InternVL checkpoint of ``cfg.vita_path`` into the (new) directory ``tmp``."""
     from safetensors import safe_open
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
     from lerobot_vla_plugins.convert.checks import check_weights
-    from lerobot_vla_plugins.data.atomic import atomic_directory
 
-    if not cfg.vita_path or not cfg.output_dir:
-        raise ValueError("pass --vita_path=<VITA-1.5 directory> and --output_dir=<directory to write>")
     src = Path(cfg.vita_path).expanduser()
     if not (src / "config.json").is_file():
         raise FileNotFoundError(f"{src} has no config.json; download VITA-MLLM/VITA-1.5 there first")
@@ -221,55 +446,53 @@ def convert(cfg: ConvertVitaConfig) -> Path:
         expected = set(InternVLForConditionalGeneration(config).state_dict())
 
     written: dict[str, str] = {}
-    with atomic_directory(cfg.output_dir, overwrite=cfg.overwrite, what="converted checkpoint") as tmp:
-        tmp.mkdir(parents=True)
-        shards = _shards(src)
-        total = len(shards) + 1
-        has_vision = False
-        for i, shard in enumerate(shards, start=1):
-            out: dict[str, Tensor] = {}
+    tmp.mkdir(parents=True)
+    shards = _shards(src)
+    total = len(shards) + 1
+    has_vision = False
+    for i, shard in enumerate(shards, start=1):
+        out: dict[str, Tensor] = {}
+        with safe_open(str(shard), "pt") as f:
+            released = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not iterable)
+        check_weights(released, source=str(shard), allow_bad=cfg.allow_bad_weights, depth=3)
+        for key, value in released.items():
+            has_vision |= key.startswith(VISION_PREFIX)
+            out.update(convert_key(key, value))
+        del released
+        name = f"model-{i:05d}-of-{total:05d}.safetensors"
+        _save(out, tmp / name, dtype, save_file)
+        written.update(dict.fromkeys(out, name))
+    extra: dict[str, Tensor] = {}
+    if not has_vision:
+        if vit_dir is None:
+            raise ValueError(
+                f"{src} does not contain the vision tower: pass --vision_tower_path=<InternViT-300M-448px>"
+            )
+        for shard in _shards(vit_dir):
             with safe_open(str(shard), "pt") as f:
                 released = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not iterable)
             check_weights(released, source=str(shard), allow_bad=cfg.allow_bad_weights, depth=3)
             for key, value in released.items():
-                has_vision |= key.startswith(VISION_PREFIX)
-                out.update(convert_key(key, value))
-            del released
-            name = f"model-{i:05d}-of-{total:05d}.safetensors"
-            _save(out, tmp / name, dtype, save_file)
-            written.update(dict.fromkeys(out, name))
-        extra: dict[str, Tensor] = {}
-        if not has_vision:
-            if vit_dir is None:
-                raise ValueError(
-                    f"{src} does not contain the vision tower: pass --vision_tower_path=<InternViT-300M-448px>"
-                )
-            for shard in _shards(vit_dir):
-                with safe_open(str(shard), "pt") as f:
-                    released = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not iterable)
-                check_weights(released, source=str(shard), allow_bad=cfg.allow_bad_weights, depth=3)
-                for key, value in released.items():
-                    extra.update(convert_vision_key(key.removeprefix("vision_model."), value))
-        width = config.vision_config.hidden_size * 4  # the (unused) projector norm: unit weights, zero bias
-        extra["model.multi_modal_projector.layer_norm.weight"] = torch.ones(width)
-        extra["model.multi_modal_projector.layer_norm.bias"] = torch.zeros(width)
-        name = f"model-{total:05d}-of-{total:05d}.safetensors"
-        _save(extra, tmp / name, dtype, save_file)
-        written.update(dict.fromkeys(extra, name))
-        missing, unexpected = sorted(expected - set(written)), sorted(set(written) - expected)
-        if config.text_config.tie_word_embeddings:
-            missing = [k for k in missing if k != "lm_head.weight"]
-        if missing or unexpected:
-            raise ValueError(
-                f"conversion does not match InternVL: missing {missing[:8]}, unexpected {unexpected[:8]}"
-            )
-        (tmp / "model.safetensors.index.json").write_text(
-            json.dumps({"metadata": {}, "weight_map": written}, indent=1)
+                extra.update(convert_vision_key(key.removeprefix("vision_model."), value))
+    width = config.vision_config.hidden_size * 4  # the (unused) projector norm: unit weights, zero bias
+    extra["model.multi_modal_projector.layer_norm.weight"] = torch.ones(width)
+    extra["model.multi_modal_projector.layer_norm.bias"] = torch.zeros(width)
+    name = f"model-{total:05d}-of-{total:05d}.safetensors"
+    _save(extra, tmp / name, dtype, save_file)
+    written.update(dict.fromkeys(extra, name))
+    missing, unexpected = sorted(expected - set(written)), sorted(set(written) - expected)
+    if config.text_config.tie_word_embeddings:
+        missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise ValueError(
+            f"conversion does not match InternVL: missing {missing[:8]}, unexpected {unexpected[:8]}"
         )
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    logging.info("wrote %s: %d tensors, tokens %s", cfg.output_dir, len(written), ids)
-    return Path(cfg.output_dir)
+    (tmp / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": written}, indent=1)
+    )
+    config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    logging.info("wrote the backbone: %d tensors, tokens %s", len(written), ids)
 
 
 def _save(tensors: dict[str, Tensor], path: Path, dtype, save_file) -> None:
