@@ -15,7 +15,7 @@ def _config(case, extra: dict):
     from lerobot.policies.factory import make_policy_config
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_features
 
     register_third_party_plugins()
 

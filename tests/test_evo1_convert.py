@@ -619,9 +619,9 @@ def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
     from lerobot.policies.evo1.flow_matching import FlowmatchingActionHead
     from transformers import AutoModel
 
-    from lerobot_vla_plugins.cli.info import metaworld_features
     from lerobot_vla_plugins.convert.evo1 import check_against_policy, convert_state_dict
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_plugins.features import metaworld_features
+    from lerobot_vla_plugins.testing.weightless import weightless_pretrained
 
     with weightless_pretrained("meta"), torch.device("meta"):
         native = AutoModel.from_pretrained("OpenGVLab/InternVL3-1B-hf").state_dict()

@@ -316,7 +316,7 @@ def _stage2_policy(backbone, tmp_path, **override):
     from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
     from lerobot.policies.factory import make_policy_config
 
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_features
 
     _, s2 = plan(parse_args([*DATASET, f"--output_dir={tmp_path}"]))
     stage2 = {

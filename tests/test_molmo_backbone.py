@@ -218,7 +218,7 @@ def test_converter_refuses_a_checkpoint_that_is_not_molmo():
 
 
 def test_paper_size_backbone_builds_from_presets_on_the_meta_device():
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_plugins.testing.weightless import weightless_pretrained
 
     with weightless_pretrained("meta"):
         bb = MolmoBackbone.from_pretrained("openai/clip-vit-large-patch14-336+Qwen/Qwen2-7B")

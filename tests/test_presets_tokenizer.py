@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoTokenizer
 
-from lerobot_vla_plugins.presets import load_preset, weightless_pretrained
+from lerobot_vla_plugins.presets import load_preset
+from lerobot_vla_plugins.testing.weightless import weightless_pretrained
 
 
 def test_special_tokens_get_the_preset_ids_in_input_ids_and_attributes():

@@ -56,8 +56,8 @@ def build_policy(size: str, device: str, scratch: Path):
     from lerobot.policies.factory import get_policy_class, make_policy_config
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.presets import weightless_pretrained
     from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+    from lerobot_vla_plugins.testing.weightless import weightless_pretrained
 
     register_third_party_plugins()
     inputs, outputs = _two_view_features()
@@ -65,7 +65,7 @@ def build_policy(size: str, device: str, scratch: Path):
     if size == "paper":
         cfg = make_policy_config("a1", vlm_dtype="bfloat16", **common)
         with weightless_pretrained(device=device, dtype=torch.bfloat16):
-            policy = get_policy_class("a1")(cfg)
+            policy = get_policy_class("a1")(cfg, weightless=True)
         policy.model.head.to(device=device, dtype=torch.float32)
         return policy.to(device)
     if size == "tiny":

@@ -104,7 +104,7 @@ class PeakRSS:
 
 def case_features(features: str):
     """(input_features, output_features) of a case: ``"metaworld"`` or a LeRobot dataset root."""
-    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_features
+    from lerobot_vla_plugins.features import dataset_features, metaworld_features
 
     return metaworld_features() if features == "metaworld" else dataset_features(features)
 
@@ -201,7 +201,7 @@ def build_policy(spec: dict):
     from lerobot.policies.factory import get_policy_class, make_policy_config, make_pre_post_processors
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_plugins.testing.weightless import weightless_kwargs, weightless_pretrained
 
     register_third_party_plugins()
     inputs, outputs = case_features(spec["features"])
@@ -214,7 +214,7 @@ def build_policy(spec: dict):
     policy_cls = get_policy_class(spec["policy_type"])
     if spec["size"] == "paper":
         with weightless_pretrained(device=spec["device"]):
-            policy = policy_cls(cfg)
+            policy = policy_cls(cfg, **weightless_kwargs(policy_cls))
     else:
         policy = policy_cls(cfg)
     policy.to(spec["device"])

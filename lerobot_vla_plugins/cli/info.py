@@ -1,7 +1,7 @@
 """``lerobot-vla-info``: parameter counts of any registered policy type, built on the meta device.
 
 No weights are read and nothing is downloaded: backbones named by a Hub id are built from the config-only
-presets of ``lerobot_vla_plugins.presets`` (see ``weightless_pretrained``), local checkpoints from their
+presets of ``lerobot_vla_plugins.presets`` (see ``testing.weightless``), local checkpoints from their
 ``config.json``. A policy's config defaults are its paper's full-size settings, so with no overrides this
 reports the paper-size model.
 
@@ -18,10 +18,11 @@ import json as jsonlib
 import logging
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import draccus
 from lerobot.configs.policies import PreTrainedConfig
+
+from lerobot_vla_plugins.features import dataset_features, metaworld_features
 
 
 @dataclass
@@ -36,38 +37,12 @@ class InfoConfig:
     json: bool = False
 
 
-def metaworld_features():
-    from lerobot.configs.types import FeatureType, PolicyFeature
-
-    inputs = {
-        "observation.image": PolicyFeature(type=FeatureType.VISUAL, shape=(3, 480, 480)),
-        "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(4,)),
-    }
-    outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))}
-    return inputs, outputs
-
-
-def dataset_features(root: str):
-    from lerobot.configs.types import FeatureType
-    from lerobot.utils.feature_utils import dataset_to_policy_features
-
-    info_path = Path(root).expanduser() / "meta" / "info.json"
-    if not info_path.is_file():
-        raise ValueError(
-            f"features: {root!r} is neither 'metaworld' nor a LeRobot dataset root (no meta/info.json)"
-        )
-    feats = dataset_to_policy_features(jsonlib.loads(info_path.read_text())["features"])
-    outputs = {k: f for k, f in feats.items() if f.type is FeatureType.ACTION}
-    inputs = {k: f for k, f in feats.items() if f.type is not FeatureType.ACTION}
-    return inputs, outputs
-
-
 def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
     """Instantiate the policy of ``policy_cfg`` with no weights: every parameter on the meta device."""
     import torch
     from lerobot.policies.factory import get_policy_class
 
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_plugins.testing.weightless import weightless_kwargs, weightless_pretrained
 
     inputs, outputs = metaworld_features() if features == "metaworld" else dataset_features(features)
     if not policy_cfg.input_features:
@@ -77,7 +52,7 @@ def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
     policy_cfg.device = "meta"
     policy_cls = get_policy_class(policy_cfg.type)
     with weightless_pretrained("meta"), torch.device("meta"):
-        return policy_cls(policy_cfg)
+        return policy_cls(policy_cfg, **weightless_kwargs(policy_cls))
 
 
 def count_parameters(module, depth: int = 2) -> dict:

@@ -46,10 +46,9 @@ from typing import Any
 
 import torch
 
+from lerobot_vla_plugins.convert.checks import check_weights
+from lerobot_vla_plugins.convert.internvl import convert_remote_internvl_state_dict, count_language_layers
 from lerobot_vla_plugins.errors import ConversionError
-
-from .checks import check_weights
-from .internvl import convert_remote_internvl_state_dict, count_language_layers
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +324,7 @@ def features_for(spec: str | None, cameras: str | None, stats: dict, image_shape
     """(input_features, output_features): ``metaworld``, a LeRobot dataset root, or camera keys + stats widths."""
     from lerobot.configs.types import FeatureType, PolicyFeature
 
-    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_features
+    from lerobot_vla_plugins.features import dataset_features, metaworld_features
 
     state_dim, action_dim = (
         int(next(iter(stats[k].values())).numel()) for k in ("observation.state", "action")
@@ -371,7 +370,7 @@ def expected_state_dict_shapes(config) -> dict[str, tuple]:
 
     from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
 
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_plugins.testing.weightless import weightless_pretrained
 
     cfg = copy.deepcopy(config)
     cfg.device = "meta"
@@ -473,7 +472,7 @@ def convert(
     from lerobot.policies.evo1.processor_evo1 import make_evo1_pre_post_processors
     from safetensors.torch import save_file
 
-    from lerobot_vla_plugins.data.atomic import atomic_directory
+    from lerobot_vla_plugins.atomic import atomic_directory
 
     if context not in CONTEXTS:
         raise ConversionError(f"--context={context!r}: expected one of {', '.join(CONTEXTS)}")

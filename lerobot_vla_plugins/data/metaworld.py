@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_directory
+from lerobot_vla_plugins.atomic import atomic_directory
+
 from .metaworld_tasks import TASK_DIFFICULTY, resolve_tasks
 from .quantiles import exact_quantile_stats
 

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_directory
+from lerobot_vla_plugins.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.metaworld_tasks import resolve_tasks
+from lerobot_vla_plugins.data.metaworld_tasks import resolve_tasks
+
 from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, parse_selection
 from .learning_recipes import RECIPES, LearningRecipe, TrainStage
 from .report import write_atomic
@@ -225,7 +226,7 @@ class LearningRun:
             if cfg.videos
             else shlex.join([sys.executable, "-m", "lerobot_vla_plugins.protocols.eval_without_videos"])
         )
-        from ..testing.fixtures import lerobot_env
+        from lerobot_vla_plugins.testing.fixtures import lerobot_env
 
         self.env = lerobot_env(home=self.out / "hf_lerobot_home")
 
@@ -388,7 +389,7 @@ class LearningRun:
         ]
 
     def run_stage(self, recipe: LearningRecipe, stage: TrainStage, backbone_flags: list[str]) -> dict | None:
-        from ..cli.demo import parse_losses
+        from lerobot_vla_plugins.cli.demo import parse_losses
 
         key = f"{recipe.policy}/{stage.name}"
         args = self.stage_args(recipe, stage, backbone_flags)
@@ -562,7 +563,7 @@ class LearningRun:
 
     def collect(self) -> dict:
         """Everything the report shows, from the records and LeRobot's ``eval_info.json`` files."""
-        from ..bench.harness import machine_info
+        from lerobot_vla_plugins.bench.harness import machine_info
 
         data_path = self._record_path("data")
         data = json.loads(data_path.read_text()) if data_path.is_file() else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.atomic import atomic_directory
+from lerobot_vla_plugins.atomic import atomic_directory
 
 #: ``--policy.*`` flags of a tiny evo1 for the 32 px, 4-layer InternVL of ``build_tiny_internvl``
 #: (add ``--policy.vlm_model_name=<its path>``).

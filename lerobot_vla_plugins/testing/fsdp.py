@@ -21,8 +21,8 @@ def tiny_a1(vlm_name: str):
     from lerobot_policy_a1.configuration_a1 import A1Config
     from lerobot_policy_a1.modeling_a1 import A1Policy
 
-    from lerobot_vla_plugins.bench.cases.a1 import TINY_OVERRIDES
-    from lerobot_vla_plugins.cli.info import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_features
+    from lerobot_vla_plugins.testing.molmo import TINY_A1_EXPERT
 
     inputs, outputs = metaworld_features()
     cfg = A1Config(
@@ -30,7 +30,7 @@ def tiny_a1(vlm_name: str):
         output_features=dict(outputs),
         backbone_family="molmo",
         vlm_name=vlm_name,
-        **TINY_OVERRIDES,
+        **TINY_A1_EXPERT,
         exit_interval=1,
         exit_training="all",
         gradient_checkpointing=True,

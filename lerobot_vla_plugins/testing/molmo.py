@@ -43,6 +43,15 @@ class TinyMolmoSpec:
     seed: int = 0
 
 
+#: A1's tiny flow-matching expert in the tiny Molmo's KV geometry (2 KV heads x 16)
+TINY_A1_EXPERT = {
+    "expert_hidden_size": 32,
+    "expert_num_heads": 2,
+    "expert_intermediate_size": 64,
+    "chunk_size": 8,
+}
+
+
 def _tokenizer(spec: TinyMolmoSpec):
     return train_byte_level_bpe(vocab_size=spec.vocab_size)
 

@@ -64,7 +64,7 @@ def robot_features(
 
 def save_checkpoint(out_dir: Path, policy, preprocessor, postprocessor) -> Path:
     """Write a policy and its pre/post-processors into ``out_dir`` atomically, as ``lerobot-train`` would."""
-    from lerobot_vla_plugins.data.atomic import atomic_directory
+    from lerobot_vla_plugins.atomic import atomic_directory
 
     with atomic_directory(Path(out_dir), overwrite=True) as tmp:
         policy.save_pretrained(tmp)

@@ -13,14 +13,7 @@ from pathlib import Path
 
 from lerobot_vla_plugins.bench import BenchCase
 from lerobot_vla_plugins.bench.cases.evo1 import EVO1_VLM, TINY_OVERRIDES as EVO1_TINY, VLM_DTYPE_OVERRIDES
-
-#: tiny expert matching the tiny Molmo's KV geometry (2 KV heads x 16)
-TINY_OVERRIDES = {
-    "expert_hidden_size": 32,
-    "expert_num_heads": 2,
-    "expert_intermediate_size": 64,
-    "chunk_size": 8,
-}
+from lerobot_vla_plugins.testing.molmo import TINY_A1_EXPERT
 
 
 def _prepare_tiny(scratch: Path) -> dict:
@@ -54,7 +47,7 @@ def cases() -> list[BenchCase]:
             name="a1 (tiny, flow matching)",
             policy_type="a1",
             size="tiny",
-            overrides=dict(TINY_OVERRIDES),
+            overrides=dict(TINY_A1_EXPERT),
             prepare=_prepare_tiny,
         ),
         BenchCase(
@@ -68,7 +61,7 @@ def cases() -> list[BenchCase]:
             name="a1 (evo1 backbone)",
             policy_type="a1",
             size="tiny",
-            overrides=dict(TINY_OVERRIDES),
+            overrides=dict(TINY_A1_EXPERT),
             prepare=_prepare_tiny_internvl,
             dtype_overrides=VLM_DTYPE_OVERRIDES,
             notes=EVO1_BACKBONE_NOTES,

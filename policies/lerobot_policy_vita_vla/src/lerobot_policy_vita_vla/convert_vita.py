@@ -204,7 +204,7 @@ def convert(cfg: ConvertVitaConfig) -> Path:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
-    from lerobot_vla_plugins.data.atomic import atomic_directory
+    from lerobot_vla_plugins.atomic import atomic_directory
 
     if not cfg.vita_path or not cfg.output_dir:
         raise ValueError("pass --vita_path=<VITA-1.5 directory> and --output_dir=<directory to write>")
