@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from lerobot_vla_plugins.bench import iter_cases
+from lerobot_vla_tools.speed import iter_cases
 
 CASES = [c for c in iter_cases() if c.policy_type in ("seer", "vita_vla")]
 
@@ -40,7 +39,7 @@ def test_tiny_case_acts(case, tmp_path):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.size == "paper"], ids=lambda c: c.name)
 def test_paper_case_builds_at_the_published_size(case, tmp_path):
-    from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
+    from lerobot_vla_tools.cli.info import build_on_meta, count_parameters
 
     total = count_parameters(build_on_meta(_config(case, case.resolve_overrides(tmp_path))))["total_params"]
     # published sizes; VITA-VLA on evo1's InternVL3-1B (0.81B) lands near evo1's 0.77B

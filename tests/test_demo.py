@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from lerobot_vla_plugins.cli.demo import DemoConfig, parse_losses, plot_loss
+from lerobot_vla_tools.cli.demo import DemoConfig, parse_losses, plot_loss
 
 # Lines as lerobot-train 0.6.1 logs them (step numbers are rounded: "1K").
 LOG = """\
@@ -34,7 +33,7 @@ def test_defaults_are_the_documented_embedded_run():
 
 
 def test_an_unknown_policy_is_a_clear_error(tmp_path):
-    from lerobot_vla_plugins.cli.demo import bench_case_recipe
+    from lerobot_vla_tools.cli.demo import bench_case_recipe
 
     with pytest.raises(ValueError, match="no tiny bench case for 'nope'"):
         bench_case_recipe("nope", tmp_path)
@@ -42,7 +41,7 @@ def test_an_unknown_policy_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_at_reduced_size(tmp_path):
-    from lerobot_vla_plugins.testing import run_cli
+    from lerobot_vla_tools.testing import run_cli
 
     out = tmp_path / "demo"
     proc = run_cli(

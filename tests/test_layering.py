@@ -2,7 +2,7 @@
 
 * the light library (what plugins import at runtime) imports no plugin and no tool;
 * plugin packages (``policies/``, ``envs/``, ``robots/``, their ``src`` only: tests are not shipped) import no tool;
-* the tools' subpackages form no import cycle.
+* the tools' subpackages (``lerobot_vla_tools.*``) form no import cycle.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ROOT / "lerobot_vla_plugins"
+LIGHT = ROOT / "lerobot_vla_plugins"
+TOOLS_SRC = ROOT / "tools" / "src"
 PLUGIN_PREFIXES = (
     "lerobot_policy_",
     "lerobot_robot_",
@@ -22,23 +23,10 @@ PLUGIN_PREFIXES = (
     "lerobot_camera_",
     "lerobot_teleoperator_",
 )
-# Modules of the core that only tools use: everything that builds datasets, runs benchmarks or protocols, trains
-# with recipes, offers CLIs or builds test models, and the converter for LeRobot's own evo1. ``processors`` stays
-# light: a converted evo1 checkpoint names its steps by class path and LeRobot imports them when it loads one.
-TOOL_MODULES = (
-    "lerobot_vla_plugins.bench",
-    "lerobot_vla_plugins.cli",
-    "lerobot_vla_plugins.data",
-    "lerobot_vla_plugins.protocols",
-    "lerobot_vla_plugins.recipes",
-    "lerobot_vla_plugins.testing",
-    "lerobot_vla_plugins.training",
-    "lerobot_vla_plugins.convert.evo1",
-)
 
 
 def _is_tool(module: str) -> bool:
-    return any(module == t or module.startswith(t + ".") for t in TOOL_MODULES)
+    return module == "lerobot_vla_tools" or module.startswith("lerobot_vla_tools.")
 
 
 def _module_name(path: Path, src_root: Path) -> str:
@@ -67,9 +55,14 @@ def _imports(path: Path, module: str) -> Iterator[tuple[int, str]]:
                 yield node.lineno, f"{target}.{alias.name}"
 
 
-def _core_modules() -> Iterator[tuple[Path, str]]:
-    for path in sorted(CORE.rglob("*.py")):
+def _light_modules() -> Iterator[tuple[Path, str]]:
+    for path in sorted(LIGHT.rglob("*.py")):
         yield path, _module_name(path, ROOT)
+
+
+def _tool_modules() -> Iterator[tuple[Path, str]]:
+    for path in sorted(TOOLS_SRC.rglob("*.py")):
+        yield path, _module_name(path, TOOLS_SRC)
 
 
 def _plugin_modules() -> Iterator[tuple[Path, str]]:
@@ -89,7 +82,7 @@ def _violations(modules, forbidden) -> list[str]:
 
 
 def test_the_light_library_imports_no_plugin_and_no_tool():
-    light = [(p, m) for p, m in _core_modules() if not _is_tool(m)]
+    light = list(_light_modules())
     assert light, "no light module found"
     bad = _violations(light, lambda t: t.startswith(PLUGIN_PREFIXES) or _is_tool(t))
     assert not bad, "the light library must not import plugins or tools:\n" + "\n".join(bad)
@@ -105,15 +98,15 @@ def test_plugins_import_no_tool():
 
 
 def _subpackage(module: str) -> str:
-    """``lerobot_vla_plugins.bench.cases.a1`` -> ``lerobot_vla_plugins.bench``."""
+    """``lerobot_vla_tools.speed.cases.a1`` -> ``lerobot_vla_tools.speed``."""
     return ".".join(module.split(".")[:2])
 
 
 def test_the_tools_have_no_import_cycle():
     graph: dict[str, set[str]] = {}
-    for path, module in _core_modules():
-        if not _is_tool(module):
-            continue
+    tools = list(_tool_modules())
+    assert tools, "no tool module found"
+    for path, module in tools:
         for _, target in _imports(path, module):
             if _is_tool(target) and _subpackage(target) != _subpackage(module):
                 graph.setdefault(_subpackage(module), set()).add(_subpackage(target))

@@ -33,7 +33,7 @@ regs = {"PreTrainedConfig": PreTrainedConfig, "EnvConfig": EnvConfig, "RobotConf
         "OptimizerConfig": OptimizerConfig, "LRSchedulerConfig": LRSchedulerConfig}
 snap = lambda: {k: sorted(r.get_known_choices()) for k, r in regs.items()}
 builtin = snap()
-import lerobot_vla_plugins, lerobot_vla_plugins.backbones, lerobot_vla_plugins.data, lerobot_vla_plugins.presets
+import lerobot_vla_plugins, lerobot_vla_plugins.backbones, lerobot_vla_tools.data, lerobot_vla_plugins.presets
 core = snap()
 from lerobot.utils.import_utils import register_third_party_plugins
 register_third_party_plugins()

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
+from lerobot_vla_tools.cli.info import build_on_meta, count_parameters
+from lerobot_vla_tools.testing.weightless import weightless_kwargs, weightless_pretrained
 
-from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
 from lerobot_vla_plugins.presets import available_presets, load_preset
-from lerobot_vla_plugins.testing.weightless import weightless_kwargs, weightless_pretrained
 
 TINY_EVO1 = {
     "image_resolution": (32, 32),
@@ -108,7 +108,7 @@ def test_meta_counts_equal_a_real_instantiation(tiny_internvl):
 
 
 def test_cli_json_has_totals_and_a_module_breakdown():
-    from lerobot_vla_plugins.testing import run_cli
+    from lerobot_vla_tools.testing import run_cli
 
     out = run_cli("lerobot-vla-info", "--policy.type=evo1", "--json=true", "--depth=3").stdout
     info = json.loads(out.strip().splitlines()[-1])
@@ -119,7 +119,7 @@ def test_cli_json_has_totals_and_a_module_breakdown():
 
 
 def test_cli_without_a_policy_type_lists_the_registered_types(capsys):
-    from lerobot_vla_plugins.cli.info import main
+    from lerobot_vla_tools.cli.info import main
 
     assert main([]) == 2
     err = capsys.readouterr().err

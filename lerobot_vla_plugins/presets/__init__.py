@@ -4,7 +4,7 @@ Model weights cannot be downloaded on the build machines, yet ``lerobot-vla-info
 paper-size models, the benchmarks must time them and converters need the configs of the released parts. This
 module ships those configs (``<org>--<name>.json`` next to this file) and looks them up; it reads no weights and
 imports transformers only to build a config object. Building whole models from them without weights is
-``lerobot_vla_plugins.testing.weightless.weightless_pretrained`` (a tool, not part of the light library).
+``lerobot_vla_tools.testing.weightless.weightless_pretrained`` (a tool, not part of the light library).
 
 A preset file holds ``{"source": ..., "config": {...}, "tokenizer": {"special_token_ids": {...}}}``.
 """

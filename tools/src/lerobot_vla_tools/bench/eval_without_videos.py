@@ -1,4 +1,4 @@
-"""``lerobot-eval`` with its episode videos switched off: ``python -m lerobot_vla_plugins.protocols.eval_without_videos
+"""``lerobot-eval`` with its episode videos switched off: ``python -m lerobot_vla_tools.bench.eval_without_videos
 <lerobot-eval flags>``.
 
 LeRobot 0.6 always renders the first 10 episodes of every task into MP4 videos unless it records a dataset

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lerobot_vla_plugins.data.metaworld_tasks import resolve_tasks
+from lerobot_vla_tools.data.metaworld_tasks import resolve_tasks
 
 from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, parse_selection
 from .learning_recipes import RECIPES, LearningRecipe, TrainStage
@@ -224,9 +224,9 @@ class LearningRun:
         self.eval_command = cfg.lerobot_eval or (
             "lerobot-eval"
             if cfg.videos
-            else shlex.join([sys.executable, "-m", "lerobot_vla_plugins.protocols.eval_without_videos"])
+            else shlex.join([sys.executable, "-m", "lerobot_vla_tools.bench.eval_without_videos"])
         )
-        from lerobot_vla_plugins.testing.fixtures import lerobot_env
+        from lerobot_vla_tools.testing.fixtures import lerobot_env
 
         self.env = lerobot_env(home=self.out / "hf_lerobot_home")
 
@@ -389,7 +389,7 @@ class LearningRun:
         ]
 
     def run_stage(self, recipe: LearningRecipe, stage: TrainStage, backbone_flags: list[str]) -> dict | None:
-        from lerobot_vla_plugins.cli.demo import parse_losses
+        from lerobot_vla_tools.cli.demo import parse_losses
 
         key = f"{recipe.policy}/{stage.name}"
         args = self.stage_args(recipe, stage, backbone_flags)
@@ -563,7 +563,7 @@ class LearningRun:
 
     def collect(self) -> dict:
         """Everything the report shows, from the records and LeRobot's ``eval_info.json`` files."""
-        from lerobot_vla_plugins.bench.harness import machine_info
+        from lerobot_vla_tools.speed.harness import machine_info
 
         data_path = self._record_path("data")
         data = json.loads(data_path.read_text()) if data_path.is_file() else None

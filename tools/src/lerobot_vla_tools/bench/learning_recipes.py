@@ -127,7 +127,7 @@ def policy_flags(overrides: dict) -> list[str]:
 
 
 def _vla_adapter(scratch: Path) -> list[str]:
-    from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
+    from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
 
     vlm = build_tiny_prismatic(scratch / "prismatic", image_size=64, patch_size=8)
     return policy_flags(
@@ -143,7 +143,7 @@ def _vla_adapter(scratch: Path) -> list[str]:
 
 
 def _a1(scratch: Path) -> list[str]:
-    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+    from lerobot_vla_tools.testing.molmo import build_tiny_molmo
 
     vlm = build_tiny_molmo(scratch / "molmo")
     # From scratch the random backbone must train too: vision encoder on, no VLM freeze, one learning rate.
@@ -170,7 +170,7 @@ def _a1(scratch: Path) -> list[str]:
 
 
 def _seer(scratch: Path) -> list[str]:
-    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
+    from lerobot_vla_tools.testing.seer import build_tiny_seer_encoders
 
     encoders = build_tiny_seer_encoders(scratch / "encoders")
     encoders = {k: encoders[k] for k in ("vision_encoder_name", "text_encoder_name")}
@@ -178,7 +178,7 @@ def _seer(scratch: Path) -> list[str]:
 
 
 def _vita_vla(scratch: Path) -> list[str]:
-    from lerobot_vla_plugins.testing.vita import build_tiny_vita
+    from lerobot_vla_tools.testing.vita import build_tiny_vita
 
     vlm = build_tiny_vita(scratch / "vita", **SMALL_VITA)
     return policy_flags(
@@ -193,13 +193,13 @@ def _vita_vla(scratch: Path) -> list[str]:
 
 
 def _evo1(scratch: Path) -> list[str]:
-    from lerobot_vla_plugins.cli.demo import evo1_recipe
+    from lerobot_vla_tools.cli.demo import evo1_recipe
 
     return evo1_recipe(scratch)
 
 
 def _smolvla(scratch: Path) -> list[str]:
-    from lerobot_vla_plugins.cli.demo import bench_case_recipe
+    from lerobot_vla_tools.cli.demo import bench_case_recipe
 
     # smolvla builds its VLM from the config (random weights here), so the VLM and vision tower train too.
     return bench_case_recipe("smolvla", scratch) + policy_flags(
@@ -258,14 +258,14 @@ RECIPES: dict[str, LearningRecipe] = {
             "evo1",
             _evo1,
             loss="flow matching",
-            source="lerobot-vla-demo (lerobot_vla_plugins/cli/demo.py: evo1_recipe)",
+            source="lerobot-vla-demo (tools/src/lerobot_vla_tools/cli/demo.py: evo1_recipe)",
         ),
         LearningRecipe(
             "smolvla",
             _smolvla,
             stages=(TrainStage("train", decay_over_steps=True),),
             loss="flow matching",
-            source="bench case lerobot_vla_plugins/bench/cases/smolvla.py, everything trained",
+            source="bench case tools/src/lerobot_vla_tools/speed/cases/smolvla.py, everything trained",
         ),
     )
 }

@@ -3,7 +3,7 @@ Table 3), 10 trials per task, five independent runs; per-group success and their
 
 from __future__ import annotations
 
-from lerobot_vla_plugins.data.metaworld_tasks import DIFFICULTY_GROUPS, TASK_DIFFICULTY, resolve_tasks
+from lerobot_vla_tools.data.metaworld_tasks import DIFFICULTY_GROUPS, TASK_DIFFICULTY, resolve_tasks
 
 from . import paper_results
 from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, std

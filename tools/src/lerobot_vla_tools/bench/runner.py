@@ -251,7 +251,7 @@ class BenchRun:
     def _preset(self, unit: Unit):
         if self.preset_name != "evo1":
             return None
-        from lerobot_vla_plugins.recipes.evo1_presets import evo1_preset
+        from lerobot_vla_tools.recipes.evo1_presets import evo1_preset
 
         return evo1_preset(self.protocol.preset_benchmark, unit.preset_suite)
 

@@ -34,7 +34,7 @@ LOSS_RE = re.compile(r"\bstep:\S+ .*?\bloss:([0-9.eE+-]+)")
 @dataclass
 class DemoConfig:
     # Policy type to train: "evo1" (LeRobot's, with a small InternVL) or any type of this collection that ships
-    # a tiny bench case (lerobot_vla_plugins/bench/cases/<policy>.py).
+    # a tiny bench case (tools/src/lerobot_vla_tools/speed/cases/<policy>.py).
     policy: str = "evo1"
     # Meta-World task (a single task keeps the demo short; see `lerobot-vla-data metaworld --help`).
     task: str = "button-press-topdown-v3"
@@ -58,7 +58,7 @@ class DemoConfig:
 
 def evo1_recipe(scratch: Path) -> list[str]:
     """LeRobot's evo1 at demo size: a 64 px, 4-layer InternVL built locally, a 2-block flow-matching head."""
-    from lerobot_vla_plugins.testing import build_tiny_internvl
+    from lerobot_vla_tools.testing import build_tiny_internvl
 
     path = scratch / "internvl"
     if not (path / "config.json").is_file():
@@ -100,12 +100,12 @@ def evo1_recipe(scratch: Path) -> list[str]:
 
 def bench_case_recipe(policy: str, scratch: Path) -> list[str]:
     """Any other policy: its tiny bench case (testing-kit backbone + tiny overrides)."""
-    from lerobot_vla_plugins.bench import iter_cases
+    from lerobot_vla_tools.speed import iter_cases
 
     cases = [c for c in iter_cases() if c.policy_type == policy and c.size == "tiny"]
     if not cases:
         raise ValueError(
-            f"policy: no tiny bench case for {policy!r}; choose evo1 or a type with lerobot_vla_plugins/bench/cases/{policy}.py"
+            f"policy: no tiny bench case for {policy!r}; choose evo1 or a type with tools/src/lerobot_vla_tools/speed/cases/{policy}.py"
         )
     case = cases[0]
     overrides = case.resolve_overrides(scratch)
@@ -211,7 +211,7 @@ def plot_loss(points: list[tuple[int, float]], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = draccus.parse(DemoConfig, args=sys.argv[1:] if argv is None else argv)
-    from lerobot_vla_plugins.testing.fixtures import lerobot_env
+    from lerobot_vla_tools.testing.fixtures import lerobot_env
 
     out = Path(cfg.output_dir).expanduser().absolute()
     if cfg.fresh and out.exists():

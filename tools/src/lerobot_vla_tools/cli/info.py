@@ -42,7 +42,7 @@ def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
     import torch
     from lerobot.policies.factory import get_policy_class
 
-    from lerobot_vla_plugins.testing.weightless import weightless_kwargs, weightless_pretrained
+    from lerobot_vla_tools.testing.weightless import weightless_kwargs, weightless_pretrained
 
     inputs, outputs = metaworld_features() if features == "metaworld" else dataset_features(features)
     if not policy_cfg.input_features:

@@ -370,7 +370,7 @@ def expected_state_dict_shapes(config) -> dict[str, tuple]:
 
     from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
 
-    from lerobot_vla_plugins.testing.weightless import weightless_pretrained
+    from lerobot_vla_tools.testing.weightless import weightless_pretrained
 
     cfg = copy.deepcopy(config)
     cfg.device = "meta"

@@ -23,7 +23,7 @@ Two things follow the official training code rather than LeRobot's defaults:
   (``recipes/evo1_augmentation.py``: half the frames randomly cropped to 95-100 % of the area, rotated by up to 5
   degrees and colour-jittered with 0.3 / 0.4 / 0.5 / 0.08, the other half only resized). ``lerobot`` uses LeRobot's
   default dataset transforms, ``none`` turns augmentation off. Each stage therefore runs ``lerobot-train`` through
-  ``python -m lerobot_vla_plugins.recipes.evo1_train``, which registers that transform first.
+  ``python -m lerobot_vla_tools.recipes.evo1_train``, which registers that transform first.
 
 Resumable: the output directory holds ``stage1/`` and ``stage2/`` (ordinary ``lerobot-train`` run directories).
 Running the same command again skips a finished stage and resumes an interrupted one from its last checkpoint
@@ -83,7 +83,7 @@ AUGMENTATIONS = ("official", "lerobot", "none")
 #: DeepSpeed bf16 run; stage 1 keeps LeRobot's bfloat16 storage for the frozen VLM.
 STAGE2_PRECISION = {"--policy.vlm_dtype": "float32", "--policy.use_amp": "true"}
 #: The stage command: lerobot-train with the Evo1Augmentation transform type registered.
-TRAIN_MODULE = "lerobot_vla_plugins.recipes.evo1_train"
+TRAIN_MODULE = "lerobot_vla_tools.recipes.evo1_train"
 
 
 @dataclass
@@ -246,7 +246,7 @@ def image_size(cfg: RecipeConfig) -> int:
 def augmentation_options(augmentation: str, size: int = PAPER["image_size"]) -> dict[str, str]:
     """``--dataset.image_transforms.*`` options of ``--augmentation`` (``official``, ``lerobot`` or ``none``).
 
-    ``official``: one transform, :class:`~lerobot_vla_plugins.recipes.evo1_augmentation.Evo1Augmentation` (which draws
+    ``official``: one transform, :class:`~lerobot_vla_tools.recipes.evo1_augmentation.Evo1Augmentation` (which draws
     its own 50 % coin), producing ``size`` x ``size`` frames (the policy's resolution).
     """
     from .evo1_augmentation import TRANSFORM_NAME
@@ -354,7 +354,7 @@ def plan(cfg: RecipeConfig) -> list[Step]:
 
 
 def launcher(cfg: RecipeConfig) -> list[str]:
-    """The command prefix of each stage: ``python -m lerobot_vla_plugins.recipes.evo1_train`` (``lerobot-train`` with
+    """The command prefix of each stage: ``python -m lerobot_vla_tools.recipes.evo1_train`` (``lerobot-train`` with
     the Evo-1 augmentation registered), under ``accelerate launch -m`` for several processes."""
     if cfg.num_processes == 1 and cfg.accelerate_config is None:
         return [sys.executable, "-m", TRAIN_MODULE]

@@ -1,7 +1,7 @@
 """Speed and memory benchmarks (``lerobot-vla-speed``), side by side with upstream policies.
 
 A *bench case* names a policy type at one size. Cases live one module per policy in
-``lerobot_vla_plugins/bench/cases/<policy>.py``, each defining ``cases() -> list[BenchCase]``; the harness
+``tools/src/lerobot_vla_tools/speed/cases/<policy>.py``, each defining ``cases() -> list[BenchCase]``; the harness
 discovers them, builds every case's policy with random weights (``weightless_pretrained`` for paper-size
 backbones, the testing kit for tiny ones) and times them all in one run, so ratios are meaningful.
 

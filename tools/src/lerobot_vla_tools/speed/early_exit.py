@@ -12,9 +12,9 @@ with other noise).
 
 Usage::
 
-    python -m lerobot_vla_plugins.bench.early_exit --size=cpu            # 28-layer Molmo-style model, random weights
-    python -m lerobot_vla_plugins.bench.early_exit --size=paper --device=cuda   # paper size (needs a GPU)
-    python -m lerobot_vla_plugins.bench.early_exit --policy_path=<A1 checkpoint> --dataset_root=<its dataset>
+    python -m lerobot_vla_tools.speed.early_exit --size=cpu            # 28-layer Molmo-style model, random weights
+    python -m lerobot_vla_tools.speed.early_exit --size=paper --device=cuda   # paper size (needs a GPU)
+    python -m lerobot_vla_tools.speed.early_exit --policy_path=<A1 checkpoint> --dataset_root=<its dataset>
 
 Sizes: ``tiny`` (the test model, 4 layers), ``cpu`` (28 layers like Qwen2-7B, narrow enough for a CPU: LLM width
 256, 4 heads x 64, 2 KV heads; expert width 128, 2 heads x 64; CLIP-style ViT 336 px / 14, 144 tokens per view,
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from lerobot_vla_plugins.bench import print_rows
+from lerobot_vla_tools.speed import print_rows
 
 PAPER = {
     "full depth + 10 FM steps": "1.151 s/query (Table 3); 37.8 s/episode (Table 6, no exit, 10)",
@@ -56,8 +56,8 @@ def build_policy(size: str, device: str, scratch: Path):
     from lerobot.policies.factory import get_policy_class, make_policy_config
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
-    from lerobot_vla_plugins.testing.weightless import weightless_pretrained
+    from lerobot_vla_tools.testing.molmo import build_tiny_molmo
+    from lerobot_vla_tools.testing.weightless import weightless_pretrained
 
     register_third_party_plugins()
     inputs, outputs = _two_view_features()
@@ -105,7 +105,7 @@ def metaworld_frames(
     """Calibration frames from episode 0 and held-out frames (in order) from episode 1 of a real Meta-World dataset."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from lerobot_vla_plugins.testing.fixtures import cached_metaworld_dataset
+    from lerobot_vla_tools.testing.fixtures import cached_metaworld_dataset
 
     if root is None:
         repo_id, root = cached_metaworld_dataset(episodes=2)

@@ -158,7 +158,7 @@ def _run_worker(spec: dict, workdir: Path, timeout_s: float | None, log) -> dict
     tag = f"{spec['case']}-{spec['phase']}-b{spec['batch_size']}".replace("/", "_").replace("@", "-")
     spec_path, out_path = workdir / f"{tag}.spec.json", workdir / f"{tag}.result.json"
     spec_path.write_text(json.dumps(spec))
-    cmd = [sys.executable, "-m", "lerobot_vla_plugins.bench.worker", str(spec_path), str(out_path)]
+    cmd = [sys.executable, "-m", "lerobot_vla_tools.speed.worker", str(spec_path), str(out_path)]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m lerobot_vla_plugins.bench.profile --case=evo1@paper [--batch_size=1] [--device=cpu] [--dtype=float32]
+    python -m lerobot_vla_tools.speed.profile --case=evo1@paper [--batch_size=1] [--device=cpu] [--dtype=float32]
         [--rows=25] [--trace=outputs/speed/evo1_paper.json]
 
 Builds the case exactly as ``lerobot-vla-speed`` does (random weights; tiny backbones built in a temporary
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from lerobot_vla_plugins.bench import iter_cases
-    from lerobot_vla_plugins.bench.worker import build_policy, observation_batch
+    from lerobot_vla_tools.speed import iter_cases
+    from lerobot_vla_tools.speed.worker import build_policy, observation_batch
 
-    p = argparse.ArgumentParser(prog="python -m lerobot_vla_plugins.bench.profile")
+    p = argparse.ArgumentParser(prog="python -m lerobot_vla_tools.speed.profile")
     p.add_argument("--case", required=True, help="<name>@<size>, e.g. evo1@paper")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--device", default="cpu")

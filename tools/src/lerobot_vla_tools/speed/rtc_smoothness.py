@@ -21,7 +21,7 @@ chunks (max over action dims), and the ticks spent waiting.
 
 Usage::
 
-    python -m lerobot_vla_plugins.bench.rtc_smoothness --policy_path=<checkpoint> --dataset_root=<dataset> \\
+    python -m lerobot_vla_tools.speed.rtc_smoothness --policy_path=<checkpoint> --dataset_root=<dataset> \\
         [--dataset_repo_id=local/x] [--episode=0] [--ticks=96] [--n_action_steps=4] [--delays=0,2] \\
         [--execution_horizon=8] [--fps=30] [--device=cpu] [--json=rows.json]
 """
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from lerobot_vla_plugins.bench import print_rows
+from lerobot_vla_tools.speed import print_rows
 
 
 @dataclass

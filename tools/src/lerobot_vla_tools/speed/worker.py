@@ -1,4 +1,4 @@
-"""One measurement of one bench case, in a fresh process (``python -m lerobot_vla_plugins.bench.worker``).
+"""One measurement of one bench case, in a fresh process (``python -m lerobot_vla_tools.speed.worker``).
 
 The harness starts one worker per (case, phase, batch size) so that peak memory is honest: no other case's
 allocations (or allocator caches) share the address space. On CPU the peak is the exact weight bytes plus the
@@ -17,7 +17,7 @@ Phases:
 
 Usage (the harness writes the spec)::
 
-    python -m lerobot_vla_plugins.bench.worker spec.json result.json
+    python -m lerobot_vla_tools.speed.worker spec.json result.json
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def build_policy(spec: dict):
     from lerobot.policies.factory import get_policy_class, make_policy_config, make_pre_post_processors
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.testing.weightless import weightless_kwargs, weightless_pretrained
+    from lerobot_vla_tools.testing.weightless import weightless_kwargs, weightless_pretrained
 
     register_third_party_plugins()
     inputs, outputs = case_features(spec["features"])
@@ -221,7 +221,7 @@ def build_policy(spec: dict):
     if spec.get("cast_dtype"):
         policy.to(getattr(torch, spec["cast_dtype"]))
     if spec.get("setup"):
-        from lerobot_vla_plugins.bench import iter_cases
+        from lerobot_vla_tools.speed import iter_cases
 
         (case,) = [c for c in iter_cases() if c.key == spec["case"]]
         case.setup(policy)
@@ -419,7 +419,7 @@ def run(spec: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m lerobot_vla_plugins.bench.worker SPEC.json RESULT.json", file=sys.stderr)
+        print("usage: python -m lerobot_vla_tools.speed.worker SPEC.json RESULT.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -6,7 +6,7 @@ when LeRobot calls ``Accelerator.end_training()`` after the last step, has each 
 policy's state dict to ``$VLA_DDP_DUMP_DIR/rank<i>.safetensors``, its initial one to ``rank<i>_init.safetensors``
 and the names of its trainable parameters to ``rank<i>_trainable.json``.
 
-Run it as ``accelerate launch --multi_gpu --num_processes=2 -m lerobot_vla_plugins.testing.ddp <lerobot-train flags>``
+Run it as ``accelerate launch --multi_gpu --num_processes=2 -m lerobot_vla_tools.testing.ddp <lerobot-train flags>``
 with ``--policy.device=cpu``: accelerate's launcher is torchrun, and LeRobot builds its ``Accelerator`` with
 ``cpu=True``, so the processes train on CPU over gloo.
 """
@@ -76,7 +76,7 @@ def accelerate_command(num_processes: int, port: int, *train_args: str) -> list[
         "--mixed_precision=no",
         "--dynamo_backend=no",
         "-m",
-        "lerobot_vla_plugins.testing.ddp",
+        "lerobot_vla_tools.testing.ddp",
         *train_args,
     ]
 

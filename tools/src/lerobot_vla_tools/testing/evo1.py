@@ -48,7 +48,7 @@ def build_tiny_evo1_checkpoint(
 
     Args:
         path: output directory.
-        vlm_path: a tiny InternVL from :func:`lerobot_vla_plugins.testing.build_tiny_internvl`.
+        vlm_path: a tiny InternVL from :func:`lerobot_vla_tools.testing.build_tiny_internvl`.
         cameras: visual input keys -> (3, H, W), in view order, e.g. ``{"observation.images.image": (3, 256, 256)}``.
         state_dim: size of ``observation.state``.
         action_dim: size of ``action``.

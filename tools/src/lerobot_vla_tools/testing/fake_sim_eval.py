@@ -2,7 +2,7 @@
 
 Usage (what tests pass to ``lerobot-vla-bench --lerobot_eval=...``)::
 
-    python -m lerobot_vla_plugins.testing.fake_sim_eval --fake=libero --policy.path=... --env.type=libero ...
+    python -m lerobot_vla_tools.testing.fake_sim_eval --fake=libero --policy.path=... --env.type=libero ...
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_CACHE = REPO_ROOT / "outputs" / "test-cache"
 
 #: The task the tiny datasets use: the expert succeeds in 60-75 steps and its image shows where the button is.
@@ -42,7 +42,7 @@ def cached_metaworld_dataset(
     Returns:
         ``(repo_id, root)`` to pass as ``--dataset.repo_id`` / ``--dataset.root``.
     """
-    from lerobot_vla_plugins.data.metaworld import MetaWorldBuildConfig, build_metaworld_dataset
+    from lerobot_vla_tools.data.metaworld import MetaWorldBuildConfig, build_metaworld_dataset
 
     cache_dir = Path(os.environ.get("VLA_TEST_CACHE", cache_dir or DEFAULT_CACHE))
     name = f"mw-{task}-{episodes}ep-s{seed}-{'video' if use_videos else 'image'}-{_builder_fingerprint()}"

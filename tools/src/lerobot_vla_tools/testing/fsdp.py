@@ -22,7 +22,7 @@ def tiny_a1(vlm_name: str):
     from lerobot_policy_a1.modeling_a1 import A1Policy
 
     from lerobot_vla_plugins.features import metaworld_features
-    from lerobot_vla_plugins.testing.molmo import TINY_A1_EXPERT
+    from lerobot_vla_tools.testing.molmo import TINY_A1_EXPERT
 
     inputs, outputs = metaworld_features()
     cfg = A1Config(
@@ -187,8 +187,8 @@ def run_fsdp_step(
     """
     import torch.multiprocessing as mp
 
-    from lerobot_vla_plugins.testing.ddp import free_port
-    from lerobot_vla_plugins.training.accelerate import launch_env
+    from lerobot_vla_tools.testing.ddp import free_port
+    from lerobot_vla_tools.training.accelerate import launch_env
 
     env = launch_env(config_file, f"--num_processes={num_processes}")
     env["FSDP_SYNC_MODULE_STATES"] = "false"  # needs GPUs; every process starts from the same seed instead

@@ -12,7 +12,7 @@ the expected table independently:
   when the randomized scene settings reach ``setup_demo``) (:func:`robotwin_success`).
 * CALVIN: see ``lerobot_env_calvin.testing``.
 
-``python -m lerobot_vla_plugins.testing.fake_sim_eval --fake=<libero|robotwin|calvin> <lerobot-eval flags>``
+``python -m lerobot_vla_tools.testing.fake_sim_eval --fake=<libero|robotwin|calvin> <lerobot-eval flags>``
 installs a fake and runs the real ``lerobot-eval``.
 """
 

@@ -8,7 +8,7 @@ for the arm with ``use_degrees=True``, 0-100 for the gripper) that move toward g
 
 Run any LeRobot command against it::
 
-    python -m lerobot_vla_plugins.testing.so100 lerobot-rollout --robot.type=so100_follower --robot.port=/dev/null ...
+    python -m lerobot_vla_tools.testing.so100 lerobot-rollout --robot.type=so100_follower --robot.port=/dev/null ...
 """
 
 from __future__ import annotations
@@ -124,10 +124,10 @@ def simulated_so_follower():
 
 
 def main() -> None:
-    """``python -m lerobot_vla_plugins.testing.so100 <lerobot-command> <args...>`` with the simulated SO-100."""
+    """``python -m lerobot_vla_tools.testing.so100 <lerobot-command> <args...>`` with the simulated SO-100."""
     if len(sys.argv) < 2:
         raise SystemExit(
-            "usage: python -m lerobot_vla_plugins.testing.so100 lerobot-rollout|lerobot-record [args]"
+            "usage: python -m lerobot_vla_tools.testing.so100 lerobot-rollout|lerobot-record [args]"
         )
     command, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
     modules = {

@@ -45,7 +45,7 @@ class _PresetTokenizer:
     """
 
     def __init__(self, hub_id: str):
-        from lerobot_vla_plugins.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
+        from lerobot_vla_tools.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
 
         ids = load_preset(hub_id).get("tokenizer", {}).get("special_token_ids", {})
         specials = list(dict.fromkeys([*DEFAULT_SPECIAL_TOKENS, *ids]))

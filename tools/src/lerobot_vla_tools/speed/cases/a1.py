@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lerobot_vla_plugins.bench import BenchCase
-from lerobot_vla_plugins.bench.cases.evo1 import EVO1_VLM, TINY_OVERRIDES as EVO1_TINY, VLM_DTYPE_OVERRIDES
-from lerobot_vla_plugins.testing.molmo import TINY_A1_EXPERT
+from lerobot_vla_tools.speed import BenchCase
+from lerobot_vla_tools.speed.cases.evo1 import EVO1_VLM, TINY_OVERRIDES as EVO1_TINY, VLM_DTYPE_OVERRIDES
+from lerobot_vla_tools.testing.molmo import TINY_A1_EXPERT
 
 
 def _prepare_tiny(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+    from lerobot_vla_tools.testing.molmo import build_tiny_molmo
 
     path = scratch / "tiny_molmo"
     if not (path / "molmo_backbone.json").is_file():
@@ -26,7 +26,7 @@ def _prepare_tiny(scratch: Path) -> dict:
 
 
 def _prepare_tiny_internvl(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing import build_tiny_internvl
+    from lerobot_vla_tools.testing import build_tiny_internvl
 
     path = build_tiny_internvl(scratch / "tiny_internvl")
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lerobot_vla_plugins.bench import BenchCase
+from lerobot_vla_tools.speed import BenchCase
 
 #: Tiny sizes of the core tests (tests/test_evo1_end_to_end.py), with LeRobot's default 32 denoising steps as in
 #: the paper row: every tiny row runs its policy's own number of steps (A1 10, smolvla 10), as at paper size.
@@ -45,7 +45,7 @@ EVO1_PAPER_FIGURE = "16.4 Hz, 2.3 GB (RTX 4090d, Evo-1 Table 2)"
 
 
 def _tiny_backbone(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing import build_tiny_internvl
+    from lerobot_vla_tools.testing import build_tiny_internvl
 
     return {"vlm_model_name": str(build_tiny_internvl(scratch / "tiny_internvl"))}
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lerobot_vla_plugins.bench import BenchCase
+from lerobot_vla_tools.speed import BenchCase
 
 #: VITA-VLA Appendix A.2: "the Seer model achieves about 0.05s per inference (roughly 20 Hz)" (one-GPU workstation).
 SEER_PAPER_FIGURE = "~0.05 s / step (VITA-VLA A.2, single-GPU workstation)"
 
 
 def _tiny_encoders(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
+    from lerobot_vla_tools.testing.seer import build_tiny_seer_encoders
 
     return build_tiny_seer_encoders(scratch / "tiny_seer")
 

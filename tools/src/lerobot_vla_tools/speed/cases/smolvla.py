@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lerobot_vla_plugins.bench import BenchCase
+from lerobot_vla_tools.speed import BenchCase
 
 SMOLVLM_HUB_ID = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
 
@@ -27,7 +27,7 @@ TINY_OVERRIDES = {
 
 
 def _tiny_backbone(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing.smolvlm import build_tiny_smolvlm
+    from lerobot_vla_tools.testing.smolvlm import build_tiny_smolvlm
 
     return {"vlm_model_name": str(build_tiny_smolvlm(scratch / "tiny_smolvlm"))}
 
@@ -35,7 +35,7 @@ def _tiny_backbone(scratch: Path) -> dict:
 def _paper_backbone(scratch: Path) -> dict:
     """The preset's full-size config plus processor files: everything smolvla reads, no weights."""
     from lerobot_vla_plugins.presets import preset_config
-    from lerobot_vla_plugins.testing.smolvlm import write_smolvlm_processor
+    from lerobot_vla_tools.testing.smolvlm import write_smolvlm_processor
 
     path = scratch / "SmolVLM2-500M-Video-Instruct"
     config = preset_config(SMOLVLM_HUB_ID)

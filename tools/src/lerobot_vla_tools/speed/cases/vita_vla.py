@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lerobot_vla_plugins.bench import BenchCase
-from lerobot_vla_plugins.bench.cases.evo1 import EVO1_VLM, VLM_DTYPE_OVERRIDES
+from lerobot_vla_tools.speed import BenchCase
+from lerobot_vla_tools.speed.cases.evo1 import EVO1_VLM, VLM_DTYPE_OVERRIDES
 
 #: VITA-VLA Appendix A.2: "our model runs at approximately 0.15s per inference step (about 6-7 Hz)".
 VITA_PAPER_FIGURE = "~0.15 s / step, 6-7 Hz (VITA-VLA A.2, single-GPU workstation, 7B)"
 
 
 def _tiny_backbone_and_teacher(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing.vita import build_tiny_vita_with_teacher
+    from lerobot_vla_tools.testing.vita import build_tiny_vita_with_teacher
 
     return build_tiny_vita_with_teacher(scratch)
 
@@ -32,8 +32,8 @@ def _evo1_backbone(scratch: Path) -> dict:
     tokenizer with VITA's ``<state>``/``<action>`` tokens (a tiny BPE: the prompt is a few tokens shorter than with
     Qwen2.5's), the config's ``image_token_id`` pointing at its ``<IMG_CONTEXT>``. No weights: random ones."""
     from lerobot_vla_plugins.presets import preset_config
-    from lerobot_vla_plugins.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
-    from lerobot_vla_plugins.testing.vita import VITA_EXTRA_TOKENS
+    from lerobot_vla_tools.testing.tokenizers import DEFAULT_SPECIAL_TOKENS, train_byte_level_bpe
+    from lerobot_vla_tools.testing.vita import VITA_EXTRA_TOKENS
 
     path = scratch / "InternVL3-1B-hf-vita"
     tokenizer = train_byte_level_bpe(

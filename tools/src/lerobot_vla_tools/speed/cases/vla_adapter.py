@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lerobot_vla_plugins.bench import BenchCase
+from lerobot_vla_tools.speed import BenchCase
 
 PAPER_FIGURE = "0.0365 s per 8-action chunk, 219.2 Hz (Table 4, H100)"
 
 
 def _tiny_backbone(scratch: Path) -> dict:
-    from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
+    from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
 
     return {"vlm_path": str(build_tiny_prismatic(Path(scratch) / "tiny_prismatic"))}
 
