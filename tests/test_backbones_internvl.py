@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -20,14 +18,11 @@ def _prompts(bb, texts):
     return [f"Image-1: {bb.image_placeholder()}\nImage-2: {bb.image_placeholder()}\n{t}" for t in texts]
 
 
-def test_tiny_internvl_loads_through_auto_classes_in_under_a_second(tiny_internvl):
+def test_tiny_internvl_loads_through_auto_classes(tiny_internvl):
     from transformers import AutoModel, AutoTokenizer
 
-    AutoModel.from_pretrained(tiny_internvl)  # warm imports
-    start = time.perf_counter()
     model = AutoModel.from_pretrained(tiny_internvl)
     tokenizer = AutoTokenizer.from_pretrained(tiny_internvl)
-    assert time.perf_counter() - start < 1.0
     assert type(model).__name__ == "InternVLModel"
     assert (
         model.config.vision_config.num_hidden_layers == 2 and model.config.text_config.num_hidden_layers == 4

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
@@ -26,11 +24,8 @@ def test_family_registry_resolves_prismatic():
     assert load_backbone_class("prismatic") is PrismaticBackbone
 
 
-def test_tiny_prismatic_loads_in_about_a_second(tiny_dir):
-    PrismaticBackbone.from_pretrained(tiny_dir)  # warm imports
-    start = time.perf_counter()
+def test_tiny_prismatic_loads_with_its_tokenizer(tiny_dir):
     bb = PrismaticBackbone.from_pretrained(tiny_dir)
-    assert time.perf_counter() - start < 3.0  # ~0.15 s measured; headroom for a saturated shared CPU
     assert bb.num_image_tokens == 16 and bb.num_layers == 4
     assert bb.tokenizer.convert_ids_to_tokens(bb.tokenize(prismatic_prompt("x"))[:1]) == ["<|im_start|>"]
 

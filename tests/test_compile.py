@@ -13,6 +13,7 @@ import torch
 from lerobot_vla_tools.speed import iter_cases
 from lerobot_vla_tools.speed.worker import build_policy, observation_batch, training_batch
 
+from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.speed.compile import (
     COMPILE_MODES,
     check_compile_mode,
@@ -146,8 +147,10 @@ def test_repeated_blocks_are_the_outermost_list_elements_with_submodules():
 @pytest.mark.parametrize("policy_type", sorted(CASES))
 def test_bad_compile_mode_names_the_field(policy_type):
     from lerobot.policies.factory import make_policy_config
+    from lerobot.utils.import_utils import register_third_party_plugins
 
-    with pytest.raises(ValueError, match=rf"{policy_type}: compile_mode='fast' is not one of"):
+    register_third_party_plugins()  # the policy types, as the lerobot-* commands register them
+    with pytest.raises(ConfigError, match=rf"{policy_type}: compile_mode='fast' is not one of"):
         make_policy_config(policy_type, compile_mode="fast")
     check_compile_mode(policy_type, COMPILE_MODES[1])  # every torch.compile mode is accepted
 

@@ -56,3 +56,78 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path):
     assert summary["demonstrations"] == 2 and summary["eval_episodes"] == 1
     assert (out / "loss_curve.png").is_file()
     assert summary["per_task"][0]["videos"] and "overall success" in proc.stdout
+
+
+# What `lerobot-vla-data metaworld` printed for 2 episodes here (LeRobot 0.6.1, SVT-AV1 3.0, stdout + stderr),
+# shortened: tqdm redraws after "\r", the encoder's banner per episode, libav's info line, the summary.
+RECORDED = (
+    "Meta-World demos:   0%|          | 0/2 [00:00<?, ?ep/s]"
+    "\rMeta-World demos:  50%|#####     | 1/2 [00:30<00:30, 30.09s/ep, expert_success=1/1]\n"
+    "Svt[info]: -------------------------------------------\n"
+    "Svt[info]: SVT [version]:\tSVT-AV1 Encoder Lib v3.0.0\n"
+    "Svt[info]: SVT [config]: preset / tune / pred struct \t\t\t\t\t: 10 / PSNR / random access\n"
+    "Svt[info]: Svt[info]: -------------------------------------------\n"
+    "Svt[warn]: Failed to set thread priority: Invalid argument\n"
+    "[mp4 @ 0x5635e47959c0] Starting second pass: moving the moov atom to the beginning of the file\n"
+    "\rMeta-World demos: 100%|##########| 2/2 [00:49<00:00, 23.54s/ep, expert_success=2/2]\n"
+    "| button-press-topdown-v3 | easy | 2 | 2/2 (100%) | 134 |\n"
+    "Wrote 2 episodes (134 frames) to /tmp/d1\n"
+)
+
+
+def test_demo_output_hides_encoder_lines_and_keeps_progress_bars_and_summary(tmp_path, capsys):
+    import sys
+
+    from lerobot_vla_tools.cli.demo import _run
+
+    script = (
+        tmp_path / "record.py"
+    )  # a file: the command line, which the demo echoes, must not carry the text
+    script.write_text(f"import sys\nsys.stdout.write({RECORDED!r})\n")
+    _run([sys.executable, str(script)], tmp_path / "data.log", {})
+    shown = capsys.readouterr().out
+    assert "Svt[" not in shown and "[mp4 @" not in shown
+    # the bar redraws in place: its updates keep their "\r", not one printed line each
+    assert "Meta-World demos:   0%|          | 0/2 [00:00<?, ?ep/s]\rMeta-World demos:  50%" in shown
+    assert "Meta-World demos: 100%|##########| 2/2" in shown
+    assert "| button-press-topdown-v3 | easy | 2 | 2/2 (100%) | 134 |\n" in shown
+    assert "Wrote 2 episodes (134 frames)" in shown
+    assert (tmp_path / "data.log").read_bytes().decode() == RECORDED  # the log keeps everything
+
+
+def _encode_with_svt(env: dict) -> str:
+    """stderr of a process that encodes 3 frames with libsvtav1 through PyAV (LeRobot's video encoder path)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import av, numpy as np, sys\n"
+        "c = av.open(sys.argv[1], 'w'); s = c.add_stream('libsvtav1', rate=10)\n"
+        "s.width = s.height = 64; s.pix_fmt = 'yuv420p'\n"
+        "for _ in range(3):\n"
+        "    [c.mux(p) for p in s.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8)))]\n"
+        "[c.mux(p) for p in s.encode()]; c.close()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(env.pop("_out"))],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_the_demo_silences_the_svt_av1_encoder_at_its_source(tmp_path):
+    import av
+    from lerobot_vla_tools.cli.demo import QUIET_ENCODER_ENV
+
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("this PyAV build has no libsvtav1")
+    loud = _encode_with_svt({"SVT_LOG": "3", "_out": tmp_path / "a.mp4"})
+    assert "Svt[info]" in loud  # the banner LeRobot's default encoder prints per video
+    quiet = _encode_with_svt({**QUIET_ENCODER_ENV, "_out": tmp_path / "b.mp4"})
+    assert "Svt[" not in quiet
+    assert (tmp_path / "b.mp4").stat().st_size > 0

@@ -1,7 +1,7 @@
 """Official Evo-1 checkpoints -> LeRobot ``evo1``: the InternVL renaming, and a synthetic official step directory
 at tiny size that converts, loads with ``--policy.path`` semantics, and whose action head gives the velocity field
 of an independent re-implementation of the official head (written here from the Evo-1 paper, Sec. 3.2, and the
-reference notes B4 on ``Evo_1/model/action_head/flow_matching.py``).
+official ``Evo_1/model/action_head/flow_matching.py``).
 
 The official conventions a converted checkpoint carries (``processors/evo1.py``) are checked against references
 written here from the official code's behaviour (MINT-SJTU/Evo-1 ``evo1-flash``): ``InternVL3Embedder`` pads every
@@ -620,7 +620,7 @@ def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
     from lerobot_vla_tools.testing.weightless import weightless_pretrained
     from transformers import AutoModel
 
-    from lerobot_vla_plugins.features import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     with weightless_pretrained("meta"), torch.device("meta"):
         native = AutoModel.from_pretrained("OpenGVLab/InternVL3-1B-hf").state_dict()
@@ -636,7 +636,7 @@ def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
     official.update({f"action_head.{k}": v for k, v in head.state_dict().items()})
     state_dict, layers = convert_state_dict(official)
     assert layers == 14
-    inputs, outputs = metaworld_features()
+    inputs, outputs = metaworld_policy_features()
     config = Evo1Config(
         input_features=inputs, output_features=outputs
     )  # paper defaults: InternVL3-1B-hf, 14 layers

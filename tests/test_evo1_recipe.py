@@ -315,7 +315,7 @@ def _stage2_policy(backbone, tmp_path, **override):
     from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
     from lerobot.policies.factory import make_policy_config
 
-    from lerobot_vla_plugins.features import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     _, s2 = plan(parse_args([*DATASET, f"--output_dir={tmp_path}"]))
     stage2 = {
@@ -330,7 +330,7 @@ def _stage2_policy(backbone, tmp_path, **override):
     fields = {**tiny, **stage2, "use_amp": stage2["use_amp"] == "true", **override}
     fields["image_resolution"] = tuple(fields["image_resolution"])
     cfg = make_policy_config("evo1", vlm_model_name=str(backbone), **fields)
-    cfg.input_features, cfg.output_features = metaworld_features()
+    cfg.input_features, cfg.output_features = metaworld_policy_features()
     torch.manual_seed(0)
     return Evo1Policy(cfg)
 

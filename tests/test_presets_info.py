@@ -88,7 +88,7 @@ def test_paper_size_evo1_matches_the_papers_077b():
 
     counts = count_parameters(build_on_meta(make_policy_config("evo1")))
     assert counts["total_params"] == pytest.approx(0.77e9, rel=0.01)
-    # reference arithmetic of the official head (vla_adapter_evo1.md B4): ~122.0M, trained in stage 1 alone
+    # the official head's own arithmetic (8 layers, 896 wide): ~122.0M, trained in stage 1 alone
     assert counts["modules"]["model.action_head"]["total"] == pytest.approx(122.0e6, rel=0.001)
     assert counts["trainable_params"] == counts["modules"]["model.action_head"]["total"]
 
@@ -96,13 +96,13 @@ def test_paper_size_evo1_matches_the_papers_077b():
 def test_meta_counts_equal_a_real_instantiation(tiny_internvl):
     from lerobot.policies.factory import get_policy_class, make_policy_config
 
-    from lerobot_vla_plugins.features import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     meta = count_parameters(
         build_on_meta(make_policy_config("evo1", vlm_model_name=str(tiny_internvl), **TINY_EVO1))
     )
     cfg = make_policy_config("evo1", vlm_model_name=str(tiny_internvl), device="cpu", **TINY_EVO1)
-    cfg.input_features, cfg.output_features = metaworld_features()
+    cfg.input_features, cfg.output_features = metaworld_policy_features()
     real = count_parameters(get_policy_class("evo1")(cfg))
     assert meta == real
 

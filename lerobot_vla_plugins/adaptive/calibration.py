@@ -96,7 +96,7 @@ def _as_matrix(values) -> Tensor:
 
 
 def calibrate_thresholds(
-    values, exit_dist: str, exit_ratio: float, disable_first_exit: bool = False
+    values: Tensor, exit_dist: str, exit_ratio: float, disable_first_exit: bool = False
 ) -> list[float]:
     """Thresholds (K floats, the last +inf) for the discrepancy matrix ``values`` (K, N); see the module doc."""
     v = _as_matrix(values)
@@ -117,7 +117,7 @@ def calibrate_thresholds(
     return thresholds
 
 
-def assign_exits(values, thresholds: Sequence[float]) -> Tensor:
+def assign_exits(values: Tensor, thresholds: Sequence[float]) -> Tensor:
     """The exit index (N,) each sample takes: the first k with values[k, n] <= thresholds[k] (the last exit
     always fires)."""
     v = _as_matrix(values)

@@ -85,7 +85,9 @@ class _CaptureKV:
     def __init__(self):
         self.kv: tuple[Tensor, Tensor] | None = None
 
-    def update(self, key_states: Tensor, value_states: Tensor, layer_idx: int, cache_kwargs=None):
+    def update(
+        self, key_states: Tensor, value_states: Tensor, layer_idx: int, cache_kwargs: dict | None = None
+    ) -> tuple[Tensor, Tensor]:
         self.kv = (key_states, value_states)
         return key_states, value_states
 
@@ -103,7 +105,9 @@ class PrefixKV:
     def __init__(self, keys: Tensor, values: Tensor):
         self.keys, self.values = keys, values
 
-    def update(self, key_states: Tensor, value_states: Tensor, layer_idx: int, cache_kwargs=None):
+    def update(
+        self, key_states: Tensor, value_states: Tensor, layer_idx: int, cache_kwargs: dict | None = None
+    ) -> tuple[Tensor, Tensor]:
         return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
 
 

@@ -20,11 +20,16 @@ Options for checkpoints converted from other InternViT + MLP + LLM models (VITA-
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from .base import VLMBackbone, VLMInputs, assemble_prefix
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 IMG_START_TOKEN = "<img>"
 IMG_END_TOKEN = "</img>"
@@ -66,7 +71,7 @@ class InternVLBackbone(VLMBackbone):
         self.register_buffer("_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     @staticmethod
-    def image_tokens_for(config, image_size: int) -> int:
+    def image_tokens_for(config: PretrainedConfig, image_size: int) -> int:
         """Tokens per image when the vision tower of ``config`` (an ``InternVLConfig``) runs at ``image_size``:
         (image_size // patch)^2 patches, then InternVL's pixel shuffle keeps ``downsample_ratio``^2 of them.
 

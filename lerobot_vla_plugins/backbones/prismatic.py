@@ -2,8 +2,7 @@
 vision towers, a fused GELU MLP projector and a Qwen2 (or Llama) language model.
 
 VLA-Adapter's backbone ``prism-qwen25-extra-dinosiglip-224px-0_5b`` is this family at DINOv2-L/14 (4 registers)
-+ SigLIP-So400m/14 at 224 px + Qwen2.5-0.5B. What the released code does, and we reproduce
-(reference notes A2/A3 of ``vla_adapter_evo1.md``):
++ SigLIP-So400m/14 at 224 px + Qwen2.5-0.5B. What the released VLA-Adapter code does, and we reproduce:
 
 * each tower returns the output of its **second-to-last block**, patch tokens only (no CLS/register tokens,
   no final norm): timm's ``get_intermediate_layers(n={depth - 2})``. We keep only the blocks that are used

@@ -40,11 +40,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from lerobot_vla_plugins.errors import ConversionError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -240,7 +244,7 @@ def load_state_dict(path: str | Path) -> dict[str, Tensor]:
 
 def save_molmo_backbone(
     parts: MolmoParts,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     output: str | Path,
     dtype: torch.dtype | None = None,
     overwrite: bool = False,

@@ -7,7 +7,7 @@ Used by the VLA-Adapter converter for the merged VLA checkpoints (``vision_backb
 ``vision_backbone.{dino,siglip}_featurizer.*``).
 
 Key facts of the released towers (timm ``vit_large_patch14_reg4_dinov2.lvd142m`` and
-``vit_so400m_patch14_siglip_224``, reference A2):
+``vit_so400m_patch14_siglip_224``):
 
 * fused ``attn.qkv`` -> split into query/key/value; ``attn.proj`` -> the output projection;
 * DINOv2 has no position embedding on its CLS/register tokens (``no_embed_class``): HF's CLS slot gets zeros;
@@ -21,10 +21,17 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+    from lerobot_vla_plugins.backbones.prismatic import PrismaticBackbone
+
 
 #: attention heads of the timm towers Prismatic uses (not recoverable from weight shapes)
 TIMM_NUM_HEADS = {
@@ -69,7 +76,9 @@ def _resample_grid(pos: Tensor, new_grid: int) -> Tensor:
     return grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, d).to(pos.dtype)
 
 
-def dinov2_from_timm(sd: dict[str, Tensor], num_heads: int, image_size: int):
+def dinov2_from_timm(
+    sd: dict[str, Tensor], num_heads: int, image_size: int
+) -> tuple[PretrainedConfig, dict[str, Tensor]]:
     """timm DINOv2-with-registers weights -> (Dinov2WithRegistersConfig, state dict), truncated to depth-1 blocks."""
     from transformers import Dinov2WithRegistersConfig
 
@@ -125,7 +134,9 @@ def dinov2_from_timm(sd: dict[str, Tensor], num_heads: int, image_size: int):
     return config, out
 
 
-def siglip_from_timm(sd: dict[str, Tensor], num_heads: int, image_size: int):
+def siglip_from_timm(
+    sd: dict[str, Tensor], num_heads: int, image_size: int
+) -> tuple[PretrainedConfig, dict[str, Tensor]]:
     """timm SigLIP weights -> (SiglipVisionConfig, state dict), truncated to depth-1 blocks, no pooling head."""
     from transformers import SiglipVisionConfig
 
@@ -192,14 +203,14 @@ def build_prismatic_backbone(
     projector_sd: dict[str, Tensor],
     llm_sd: dict[str, Tensor],
     text_config: dict,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     timm_model_ids: tuple[str, str] = (
         "vit_large_patch14_reg4_dinov2.lvd142m",
         "vit_so400m_patch14_siglip_224",
     ),
     image_size: int = 224,
     dtype: torch.dtype = torch.float32,
-):
+) -> PrismaticBackbone:
     """Assemble a ``PrismaticBackbone`` from released weights.
 
     Args:

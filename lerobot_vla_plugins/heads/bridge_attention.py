@@ -45,7 +45,12 @@ _TABLE_DTYPE = {"exact": torch.float32, "released": torch.bfloat16}
 
 
 def released_rope_tables(
-    length: int, head_dim: int, device, dtype, base: float = 10000.0, table: str = "exact"
+    length: int,
+    head_dim: int,
+    device: torch.device | str | None,
+    dtype: torch.dtype,
+    base: float = 10000.0,
+    table: str = "exact",
 ) -> tuple[Tensor, Tensor]:
     """cos, sin tables (length, head_dim) of the released ``RotaryPositionEmbedding`` (half-split layout):
     ``inv_freq = 1 / base^(2i / head_dim)``, angle(p, i) = p * inv_freq_i, ``emb = cat([angles, angles])``.

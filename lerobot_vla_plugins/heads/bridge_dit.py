@@ -30,6 +30,7 @@ Dimension names: B batch, T chunk, L layers, N tokens, D width, A action dim.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -45,12 +46,12 @@ class RTCGuide(Protocol):
 
     def denoise_step(
         self,
-        x_t,
-        prev_chunk_left_over,
-        inference_delay,
-        time,
-        original_denoise_step_partial,
-        execution_horizon,
+        x_t: Tensor,
+        prev_chunk_left_over: Tensor | None,
+        inference_delay: int | None,
+        time: float | Tensor,
+        original_denoise_step_partial: Callable[[Tensor], Tensor],
+        execution_horizon: int | None,
     ) -> Tensor: ...
 
 

@@ -33,9 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from lerobot.policies.rtc.modeling_rtc import RTCProcessor
 
 #: velocity_fn(x_t (B, T, A), t (B,)) -> predicted velocity (B, T, A)
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
@@ -61,7 +65,12 @@ class FlowMatchingScheme:
     time_offset: float = 0.001
     noise_at_one: bool = True
 
-    def sample_time(self, batch_size: int, device=None, generator: torch.Generator | None = None) -> Tensor:
+    def sample_time(
+        self,
+        batch_size: int,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Training times (B,) in float32."""
         if generator is None:
             dist = torch.distributions.Beta(
@@ -112,7 +121,7 @@ class FlowMatchingScheme:
         steps: int,
         x_init: Tensor | None = None,
         shape: tuple[int, ...] | None = None,
-        device=None,
+        device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -174,7 +183,7 @@ def sinusoidal_time_embedding(t: Tensor, dim: int) -> Tensor:
 
 def rtc_guided_velocity(
     velocity_fn: VelocityFn,
-    rtc_processor,
+    rtc_processor: RTCProcessor,
     prev_chunk_left_over: Tensor | None,
     inference_delay: int | None,
     execution_horizon: int | None = None,

@@ -14,6 +14,10 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 PRESET_DIR = Path(__file__).parent
 
@@ -40,11 +44,11 @@ def load_preset(hub_id: str) -> dict:
     return json.loads(path.read_text())
 
 
-def has_preset(name_or_path) -> bool:
+def has_preset(name_or_path: str | Path) -> bool:
     return isinstance(name_or_path, (str, Path)) and preset_path(str(name_or_path)).is_file()
 
 
-def preset_config(hub_id: str):
+def preset_config(hub_id: str) -> PretrainedConfig:
     """A transformers config object built from the preset of ``hub_id``."""
     from transformers import AutoConfig
 

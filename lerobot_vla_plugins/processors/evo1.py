@@ -31,13 +31,16 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lerobot.configs.types import PipelineFeatureType, PolicyFeature
 from lerobot.lerobot_types import EnvTransition, TransitionKey
 from lerobot.processor import ProcessorStep
 from lerobot.utils.constants import OBS_STATE
+
+if TYPE_CHECKING:
+    from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
 
 #: Batch key the context step sets, and its one value.
 CONTEXT_KEY = "evo1_context"
@@ -99,7 +102,7 @@ def _official_vl_embeddings(embed: Callable, default_cls_only: bool) -> Callable
 
 
 @contextmanager
-def official_context(policy) -> Iterator[None]:
+def official_context(policy: Evo1Policy) -> Iterator[None]:
     """Run LeRobot's ``Evo1Policy`` with the official Evo-1 context for the duration.
 
     * Tokens: every prompt is padded to the embedder's ``max_text_length`` (1024 in converted checkpoints, the

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from lerobot_vla_plugins.errors import ConfigError
+
 #: ``torch.compile`` modes (``torch._inductor.list_mode_options``).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def check_compile_mode(policy: str, mode: str) -> None:
-    """Raise a ValueError naming ``compile_mode`` when ``mode`` is not a ``torch.compile`` mode."""
+    """Raise a :class:`ConfigError` naming ``compile_mode`` when ``mode`` is not a ``torch.compile`` mode."""
     if mode not in COMPILE_MODES:
-        raise ValueError(
-            f"{policy}: compile_mode={mode!r} is not one of {list(COMPILE_MODES)} (torch.compile's modes)"
+        raise ConfigError(
+            f"{policy}: compile_mode={mode!r} is not one of {list(COMPILE_MODES)} (torch.compile's modes); "
+            f"pass --policy.compile_mode=default"
         )
 
 

@@ -23,9 +23,13 @@ RTC-guided sampling (``rtc_processor``) is left on the reference path.
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+
+if TYPE_CHECKING:
+    from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
 
 
 def _context_kv(block, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,11 +154,11 @@ def _fused_embedding_present_views(self, camera_images, image_masks, text_prompt
 
 
 def accelerate_evo1(
-    policy,
+    policy: Evo1Policy,
     cache_context_kv: bool = True,
     skip_absent_views: bool = True,
     attn_implementation: str | None = "sdpa",
-):
+) -> Evo1Policy:
     """Switch on the speed-ups on an ``Evo1Policy`` in place; returns the policy.
 
     Args:

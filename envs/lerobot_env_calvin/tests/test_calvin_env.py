@@ -10,6 +10,8 @@ from lerobot_env_calvin.benchmark import INSTRUCTIONS, get_chains, initial_scene
 from lerobot_env_calvin.calvin import CalvinEnv, create_calvin_envs
 from lerobot_env_calvin.testing import ScriptedCalvin, expected_length
 
+from lerobot_vla_plugins.errors import ConfigError
+
 CHAIN = ({"led": 0, "lightbulb": 0, "slider": "right", "drawer": "closed", "red_block": "table",
           "blue_block": "slider_left", "pink_block": "table", "grasped": 0},
          ("open_drawer", "turn_on_led", "move_slider_left", "turn_on_lightbulb", "push_red_block_left"))  # fmt: skip
@@ -48,10 +50,11 @@ def test_calvin_is_a_registered_env_type_with_the_papers_observations():
         ("task", "AB_C", "--env.task"),
         ("action_mode", "joint", "--env.action_mode"),
         ("first_chain", 1000, "--env.first_chain"),
+        ("state_layout", "joints", "--env.state_layout"),
     ],
 )
 def test_bad_config_values_name_the_flag(field, value, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         make_env_config("calvin", **{field: value})
 
 
@@ -157,6 +160,17 @@ def test_observations_are_lerobot_pixels_and_state():
     assert obs["agent_pos"].shape == (15,)
     assert env.observation_space.contains(obs)
     assert env.render().shape == (200, 200, 3)
+
+
+def test_seer_state_layout_is_the_released_seven_d_state():
+    """Seer / VITA-VLA CALVIN code: state = cat(robot_obs[..., :6], robot_obs[..., [-1]])."""
+    env, runtime = make_env(lambda s: None, state_layout="seer")
+    obs, _ = env.reset()
+    robot_obs = runtime._obs()["robot_obs"]
+    assert np.array_equal(obs["agent_pos"], np.concatenate([robot_obs[:6], robot_obs[-1:]]))
+    assert env.observation_space.contains(obs)
+    feats = env_to_policy_features(make_env_config("calvin", state_layout="seer"))
+    assert feats["observation.state"].shape == (7,)
 
 
 def test_frames_of_another_size_name_the_flag_to_set():

@@ -33,7 +33,7 @@ def tiny_molmo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def metaworld_features():
-    from lerobot_vla_plugins.features import metaworld_features as mf
+    from lerobot_vla_plugins.features import metaworld_policy_features as mf
 
     return mf()
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from lerobot_vla_plugins.errors import ConfigError
+
 
 def test_a1_is_registered_with_lerobot_and_resolves_to_its_policy_and_processors():
     import lerobot_policy_a1  # noqa: F401  (registers --policy.type=a1)
@@ -54,7 +56,7 @@ def test_defaults_are_the_papers_full_size_model():
 def test_bad_config_values_are_refused_with_the_field_name(field, value, message):
     from lerobot_policy_a1.configuration_a1 import A1Config
 
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         A1Config(device="cpu", **{field: value})
 
 

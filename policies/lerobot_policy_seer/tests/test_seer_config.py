@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from lerobot_policy_seer.configuration_seer import PolicyConfigError, SeerConfig
+from lerobot_policy_seer.configuration_seer import SeerConfig
+
+from lerobot_vla_plugins.errors import ConfigError
 
 
 def test_sizes_default_to_the_released_base_and_large_models():
@@ -39,7 +41,7 @@ def test_sizes_default_to_the_released_base_and_large_models():
     ],
 )
 def test_bad_values_are_refused_with_the_field_named(kwargs, match):
-    with pytest.raises(PolicyConfigError, match=match):
+    with pytest.raises(ConfigError, match=match):
         SeerConfig(**kwargs)
 
 

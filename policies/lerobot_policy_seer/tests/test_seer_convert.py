@@ -60,6 +60,19 @@ def test_converted_policy_directory_has_config_weights_and_processors(converted)
     } <= names
 
 
+def test_converted_preprocessor_resizes_with_pil_as_the_released_clip_preprocess(converted):
+    """The saved pipeline reloads with PilResizeStep (by class path) before the model sees the frames."""
+    from lerobot.processor import PolicyProcessorPipeline
+
+    from lerobot_vla_plugins.processors.pil_resize import PilResizeStep
+
+    policy, _, _, out = converted
+    pre = PolicyProcessorPipeline.from_pretrained(out, config_filename="policy_preprocessor.json")
+    steps = [s for s in pre.steps if isinstance(s, PilResizeStep)]
+    assert len(steps) == 1 and steps[0].size == 224 and steps[0].keys == policy.config.camera_keys
+    assert policy.config.pil_image_size == 224
+
+
 def test_sizes_are_read_from_the_checkpoint(converted):
     policy, released, _, _ = converted
     cfg = policy.config
@@ -197,3 +210,31 @@ def test_a_file_that_is_not_a_seer_checkpoint_is_refused(tmp_path, capsys):
     assert main([f"--checkpoint={bad}", f"--output_dir={tmp_path / 'out'}"]) == 2
     assert "lerobot-seer-convert: error" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_non_finite_or_exploding_weights_are_refused_unless_allowed(tmp_path, tiny_seer_overrides, caplog):
+    """convert.checks.check_weights on the released tensors: a per-module summary, refusal naming the tensor."""
+    import logging
+
+    ckpt = write_released_seer_checkpoint(tmp_path / "12.pth", **SIZES)
+    blob = torch.load(ckpt, weights_only=True)
+    blob["model_state_dict"]["module.text_projector.weight"][0, 0] = float("nan")
+    blob["model_state_dict"]["module.state_projector.weight"][0, 0] = 3e5
+    torch.save(blob, ckpt)
+    args = [
+        f"--checkpoint={ckpt}",
+        f"--vision_encoder_name={tiny_seer_overrides['vision_encoder_name']}",
+        f"--text_encoder_name={tiny_seer_overrides['text_encoder_name']}",
+        "--num_heads=2",
+        "--resampler_heads=2",
+    ]
+    with caplog.at_level(logging.INFO):
+        assert main([*args, f"--output_dir={tmp_path / 'out'}"]) == 2
+    assert not (tmp_path / "out").exists()
+    assert "text_projector" in caplog.text and "BAD" in caplog.text  # the per-module summary
+    with caplog.at_level(logging.WARNING):
+        assert main([*args, f"--output_dir={tmp_path / 'out2'}", "--allow_bad_weights=true"]) == 0
+    assert (
+        "text_projector.weight: max |w|" in caplog.text
+        and "state_projector.weight: max |w| 3e+05" in caplog.text
+    )

@@ -197,25 +197,49 @@ def test_random_shift_moves_all_frames_of_a_sample_and_view_by_the_same_offset()
         assert all(torch.equal(shifted[b, 0], shifted[b, t]) for t in range(4))
 
 
-def test_select_action_runs_the_observed_steps_and_keeps_at_most_the_history(make_seer):
-    policy = make_seer()
-    obs = [
+def _observations(n: int) -> list[dict]:
+    return [
         {
             "observation.image": torch.rand(1, 3, 64, 64),
             "observation.state": torch.randn(1, 4),
             "task": ["press"],
         }
-        for _ in range(4)
+        for _ in range(n)
     ]
+
+
+def _direct_run(policy, frames: list[dict]):
+    """The model on the given frames as one window (B = 1)."""
+    pixels = torch.stack(
+        [policy.model.preprocess(torch.stack([o["observation.image"]], 1)) for o in frames], 1
+    )
+    with torch.no_grad():
+        return policy.model(pixels, torch.stack([o["observation.state"] for o in frames], 1), ["press"])
+
+
+def test_select_action_runs_the_observed_steps_and_keeps_at_most_the_history(make_seer):
+    policy = make_seer()
+    obs = _observations(4)
     actions = [policy.select_action(o) for o in obs]
     assert actions[0].shape == (1, 4) and len(policy._history) == 3
     # the 2nd action is the first predicted action of a direct run on the first two observations
-    pixels = torch.stack(
-        [policy.model.preprocess(torch.stack([o["observation.image"]], 1)) for o in obs[:2]], 1
-    )
-    direct = policy.model(pixels, torch.stack([o["observation.state"] for o in obs[:2]], 1), ["press"])
+    direct = _direct_run(policy, obs[:2])
     assert torch.allclose(actions[1][0, :3], direct.arm[0, -1, 0], atol=1e-5)
     assert actions[1][0, 3].item() in (-1.0, 1.0)
+
+
+def test_select_action_follows_the_released_calvin_rule(make_seer):
+    """eval_utils_calvin.py: a short history is padded at the end with the last frame and position n-1 (the
+    current frame) is read, action 0; the block-causal trunk makes the padding invisible there."""
+    policy = make_seer(binarize_gripper=False)  # history 3
+    obs = _observations(2)
+    actions = [policy.select_action(o) for o in obs]
+    frames = [obs[0], obs[1], obs[1]]  # padded to S = 3 with the last frame
+    padded = _direct_run(policy, frames)
+    assert torch.allclose(actions[1][0, :3], padded.arm[0, 1, 0], atol=1e-5)
+    assert torch.allclose(
+        actions[1][0, 3], 2 * torch.sigmoid(padded.gripper_logit[0, 1, 0, 0]) - 1, atol=1e-5
+    )
 
 
 def test_predict_action_chunk_gives_the_three_future_actions(make_seer):
@@ -242,3 +266,44 @@ def test_save_and_load_round_trip_gives_the_same_actions(make_seer, tmp_path):
         "task": ["press"],
     }
     assert torch.allclose(policy.select_action(obs), loaded.select_action(obs), atol=1e-6)
+
+
+def test_pil_resize_reproduces_the_released_clip_preprocess():
+    """OpenAI CLIP preprocess = torchvision Resize(224, BICUBIC) on a PIL image, CenterCrop(224), ToTensor; written
+    here with PIL directly from those definitions (shorter side to 224, centre crop)."""
+    import numpy as np
+    from PIL import Image
+
+    from lerobot_vla_plugins.processors.pil_resize import pil_resize_center_crop
+
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((200, 200), (84, 84), (120, 160)):
+        frame = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+        pil = Image.fromarray(frame.permute(1, 2, 0).numpy())
+        short = min(h, w)
+        size = (224 * w // short, 224 * h // short)  # torchvision Resize(int): (w, h) for PIL
+        pil = pil.resize(size, Image.BICUBIC)
+        left, top = round((size[0] - 224) / 2), round((size[1] - 224) / 2)
+        expected = (
+            torch.from_numpy(np.array(pil.crop((left, top, left + 224, top + 224)))).permute(2, 0, 1) / 255
+        )
+        ours = pil_resize_center_crop(frame.float().unsqueeze(0) / 255, 224)[0]
+        assert torch.equal(ours, expected.float())
+
+
+def test_pil_image_size_puts_the_resize_step_in_the_preprocessor(make_seer):
+    from lerobot_policy_seer.processor_seer import make_seer_pre_post_processors
+
+    from lerobot_vla_plugins.processors.pil_resize import PilResizeStep
+
+    policy = make_seer(pil_image_size=224)
+    pre, _ = make_seer_pre_post_processors(policy.config)
+    steps = [s for s in pre.steps if isinstance(s, PilResizeStep)]
+    assert len(steps) == 1 and steps[0].keys == policy.config.camera_keys
+    out = pre(
+        {"observation.image": torch.rand(3, 64, 64), "observation.state": torch.zeros(4), "task": "press"}
+    )
+    assert out["observation.image"].shape == (1, 3, 224, 224)
+    assert not any(
+        isinstance(s, PilResizeStep) for s in make_seer_pre_post_processors(make_seer().config)[0].steps
+    )

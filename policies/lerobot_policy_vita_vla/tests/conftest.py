@@ -29,11 +29,21 @@ def metaworld_features(state_dim=4, action_dim=4, cameras=("observation.image",)
     return inputs, {"action": PolicyFeature(type=FeatureType.ACTION, shape=(action_dim,))}
 
 
+def unit_stats(state_dim=4, action_dim=4) -> dict:
+    """Dataset statistics under which the normalised state equals the raw one (mean 0, std 1)."""
+    import numpy as np
+
+    return {
+        "observation.state": {"mean": np.zeros(state_dim), "std": np.ones(state_dim)},
+        "action": {"min": -np.ones(action_dim), "max": np.ones(action_dim)},
+    }
+
+
 @pytest.fixture(scope="session")
 def save_teacher(tmp_path_factory, tiny_seer_overrides):
     """``save_teacher(**config)`` -> directory of a tiny, randomly initialised ``seer`` policy saved as LeRobot saves one."""
 
-    def save(state_dim=4, action_dim=4, cameras=("observation.image",), stats=None, **overrides):
+    def save(state_dim=4, action_dim=4, cameras=("observation.image",), stats="unit", **overrides):
         import torch
         from lerobot_policy_seer.configuration_seer import SeerConfig
         from lerobot_policy_seer.modeling_seer import SeerPolicy
@@ -47,6 +57,8 @@ def save_teacher(tmp_path_factory, tiny_seer_overrides):
         policy = SeerPolicy(cfg)
         path = tmp_path_factory.mktemp("teacher")
         policy.save_pretrained(path)
+        if stats == "unit":
+            stats = unit_stats(state_dim, action_dim)
         for pipeline in make_seer_pre_post_processors(cfg, dataset_stats=stats):
             pipeline.save_pretrained(path)
         return path
@@ -63,7 +75,7 @@ def teacher_path(save_teacher):
 def make_vita(tiny_vita_path, teacher_path):
     """``make_vita(stage, **overrides)``: a tiny ``VitaVlaPolicy`` on Meta-World-shaped features."""
 
-    def build(stage="align", pretrained=False, features=None, **overrides):
+    def build(stage="align", pretrained=False, features=None, dataset_stats="unit", **overrides):
         import torch
         from lerobot_policy_vita_vla.configuration_vita_vla import VitaVlaConfig
         from lerobot_policy_vita_vla.modeling_vita_vla import VitaVlaPolicy
@@ -82,7 +94,9 @@ def make_vita(tiny_vita_path, teacher_path):
         cfg.input_features, cfg.output_features = features or metaworld_features()
         if pretrained:  # as when LeRobot loads it with --policy.path (weights are not needed here)
             cfg.pretrained_path = "checkpoint"
-        return VitaVlaPolicy(cfg)
+        if dataset_stats == "unit":  # lerobot-train passes the dataset's statistics to the policy
+            dataset_stats = unit_stats(cfg.robot_state_feature.shape[0], cfg.action_feature.shape[0])
+        return VitaVlaPolicy(cfg, dataset_stats=dataset_stats)
 
     return build
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 from lerobot_policy_vita_vla.configuration_vita_vla import VITA_SYSTEM_PROMPT
 from lerobot_policy_vita_vla.modeling_vita_vla import ACTION_TOKEN, STATE_TOKEN, build_turns_prompt
@@ -103,21 +104,68 @@ def test_an_action_token_sees_its_own_turn_and_earlier_turns_only(make_vita):
     assert (out[:, 1] - out2[:, 1]).abs().max() > 1e-6
 
 
-def test_select_action_runs_the_observed_turns_like_a_direct_forward(make_vita):
-    """Inference keeps each frame's image tokens and builds n <= S turns (the released evaluation: no padding)."""
-    policy = make_vita("only_finetune", binarize_gripper=False)
-    obs = [
+def _obs(n):
+    g = torch.Generator().manual_seed(1)
+    return [
         {
-            "observation.image": torch.rand(1, 3, 64, 64),
-            "observation.state": torch.randn(1, 4),
+            "observation.image": torch.rand(1, 3, 64, 64, generator=g),
+            "observation.state": torch.randn(1, 4, generator=g),
             "task": ["press"],
         }
-        for _ in range(3)
+        for _ in range(n)
     ]
+
+
+def _direct_chunk(policy, frames, states):
+    """The released CALVIN ModelWrapper.step on given turns: (arm, gripper) of every turn, K actions each."""
+    with torch.no_grad():
+        mapped = policy.model(torch.stack(frames, 1).unsqueeze(2), torch.stack(states, 1), ["press"])
+        arm, logit = policy.model.action_head(mapped)
+    return arm, torch.sigmoid(logit)
+
+
+def test_calvin_rule_pads_the_history_with_the_last_frame_and_executes_the_second_action(make_vita):
+    """eval_utils_calvin_vita.py: input = frames + last frame repeated up to S; action = arm[0, :, 1][-1]."""
+    policy = make_vita("only_finetune", binarize_gripper=False)  # defaults: pad_history, executed_action=1
+    obs = _obs(3)
     actions = [policy.select_action(o) for o in obs]
     assert len(policy._history) == 2
-    with torch.no_grad():
-        frames = torch.stack([o["observation.image"] for o in obs[1:]], 1).unsqueeze(2)
-        mapped = policy.model(frames, torch.stack([o["observation.state"] for o in obs[1:]], 1), ["press"])
-        arm, _ = policy.model.action_head(mapped[:, -1])
-    assert torch.allclose(actions[2][0, :3], arm[0, 0], atol=1e-5)
+    image = [o["observation.image"] for o in obs]
+    state = [o["observation.state"] for o in obs]
+    # step 0: one real frame, padded to S = 2 turns with itself; the last (padded) turn is read
+    arm, grip = _direct_chunk(policy, [image[0], image[0]], [state[0], state[0]])
+    assert torch.allclose(actions[0][0, :3], arm[0, -1, 1], atol=1e-5)
+    assert torch.allclose(actions[0][0, 3], 2 * grip[0, -1, 1, 0] - 1, atol=1e-5)
+    # step 2: the window is full (frames 1, 2), no padding
+    arm, _ = _direct_chunk(policy, image[1:], state[1:])
+    assert torch.allclose(actions[2][0, :3], arm[0, -1, 1], atol=1e-5)
+    # the padding changes the result: reading the single unpadded turn is another action
+    arm_unpadded, _ = _direct_chunk(policy, image[:1], state[:1])
+    assert not torch.allclose(arm_unpadded[0, -1, 1], arm[0, -1, 1])
+
+
+def test_libero_rule_runs_the_observed_turns_and_ensembles(make_vita):
+    """eval_utils_libero_vita.py: no padding, the last turn's chunk through the exp(-0.01 i) temporal ensemble."""
+    import math
+
+    policy = make_vita("only_finetune", binarize_gripper=False, pad_history=False, temporal_ensemble=True)
+    obs = _obs(2)
+    actions = [policy.select_action(o) for o in obs]
+    image = [o["observation.image"] for o in obs]
+    state = [o["observation.state"] for o in obs]
+    first, _ = _direct_chunk(policy, image[:1], state[:1])  # 1 turn, not padded
+    second, _ = _direct_chunk(policy, image, state)
+    assert torch.allclose(actions[0][0, :3], first[0, -1, 0], atol=1e-5)
+    # step 1 averages the step-0 prediction for step 1 (weight exp(0)) and this step's first (exp(-0.01))
+    w0, w1 = 1.0, math.exp(-0.01)
+    expected = (w0 * first[0, -1, 1] + w1 * second[0, -1, 0]) / (w0 + w1)
+    assert torch.allclose(actions[1][0, :3], expected, atol=1e-5)
+
+
+def test_executed_action_outside_the_chunk_is_refused():
+    from lerobot_policy_vita_vla.configuration_vita_vla import VitaVlaConfig
+
+    from lerobot_vla_plugins.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"executed_action=3 is not one of the 3 actions.*\[0, 2\]"):
+        VitaVlaConfig(executed_action=3)

@@ -6,6 +6,8 @@ import pytest
 import torch
 from lerobot_policy_vla_adapter.modeling_vla_adapter import VLAAdapterPolicy
 
+from lerobot_vla_plugins.errors import ConfigError
+
 
 @pytest.fixture(scope="module")
 def policy(tiny_prismatic):
@@ -86,7 +88,7 @@ def test_checkpoint_of_the_other_variant_names_attention_variant(make_config, tm
     ],
 )
 def test_invalid_config_values_name_the_field(make_config, field, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         make_config(**{field: value})
 
 

@@ -44,6 +44,9 @@ GRIPPER_CAMERA = "rgb_gripper"
 #: robot_obs: tcp position (3), tcp orientation as euler angles (3), gripper opening width (1), arm joint
 #: positions (7), last gripper action (1).
 STATE_DIM = 15
+#: ``observation.state`` layouts: the whole robot_obs, or the 7-D state Seer and VITA-VLA read (their CALVIN code:
+#: ``cat(robot_obs[:6], robot_obs[[-1]])`` = tcp position, tcp euler angles, last gripper action -1/+1).
+STATE_LAYOUTS = {"robot_obs": list(range(STATE_DIM)), "seer": [0, 1, 2, 3, 4, 5, STATE_DIM - 1]}
 ACTION_DIM = 7
 ACTION_MODES = ("relative", "absolute")
 
@@ -145,6 +148,7 @@ class CalvinEnv(gym.Env):
     """One sub-env of the CALVIN long-horizon evaluation (chains ``first_chain``, ``first_chain + stride``, ...).
 
     Observation: ``{"pixels": {"rgb_static": (S, S, 3), "rgb_gripper": (G, G, 3)} uint8, "agent_pos": (15,)}``
+    (``state_layout="seer"``: ``agent_pos`` (7,) = robot_obs[:6] + robot_obs[-1], the released Seer / VITA-VLA input)
     (LeRobot turns these into ``observation.images.rgb_static``, ``observation.images.rgb_gripper``,
     ``observation.state``). Action: (7,) float, ``relative``: tcp position and euler deltas in [-1, 1] (CALVIN's
     ``rel_actions`` scale) and gripper; ``absolute``: tcp position, euler angles and gripper. The gripper is sent
@@ -163,8 +167,14 @@ class CalvinEnv(gym.Env):
         subtask_max_steps: int = 360,
         static_size: int = 200,
         gripper_size: int = 84,
+        state_layout: str = "robot_obs",
     ):
         super().__init__()
+        if state_layout not in STATE_LAYOUTS:
+            raise ValueError(
+                f"calvin: state_layout must be one of {tuple(STATE_LAYOUTS)}, got {state_layout!r}"
+            )
+        self.state_index = STATE_LAYOUTS[state_layout]
         if action_mode not in ACTION_MODES:
             raise ValueError(f"calvin: action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         if subtask_max_steps < 1:
@@ -198,7 +208,7 @@ class CalvinEnv(gym.Env):
                         GRIPPER_CAMERA: spaces.Box(0, 255, (gripper_size, gripper_size, 3), np.uint8),
                     }
                 ),
-                "agent_pos": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64),
+                "agent_pos": spaces.Box(-np.inf, np.inf, (len(self.state_index),), np.float64),
             }
         )
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
@@ -225,7 +235,7 @@ class CalvinEnv(gym.Env):
             raise ValueError(
                 f"calvin: robot_obs has shape {state.shape}, expected ({STATE_DIM},) (euler orientation)"
             )
-        return {"pixels": pixels, "agent_pos": state}
+        return {"pixels": pixels, "agent_pos": state[self.state_index]}
 
     def _start_subtask(self) -> None:
         subtask = self.subtasks[self.completed]
@@ -243,7 +253,7 @@ class CalvinEnv(gym.Env):
         }
 
     # -- gym API ----------------------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, options: dict | None = None):
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         """Start this sub-env's next chain. ``seed`` is accepted for the Gym API; CALVIN scenes are fixed by the
         chain's initial condition, not by a seed."""
         super().reset(seed=seed)
@@ -271,7 +281,7 @@ class CalvinEnv(gym.Env):
         # A (position, euler, gripper) tuple is CALVIN's absolute action.
         return (action[:3].astype(np.float64), action[3:6].astype(np.float64), gripper)
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         if self._runtime is None or self._start_info is None:
             raise RuntimeError("calvin: step() called before reset()")
         action = np.asarray(action)
@@ -316,6 +326,7 @@ def create_calvin_envs(
     subtask_max_steps: int = 360,
     static_size: int = 200,
     gripper_size: int = 84,
+    state_layout: str = "robot_obs",
     use_async_envs: bool = False,
 ) -> dict[str, dict[int, Any]]:
     """``{"calvin_<split>": {0: VectorEnv}}`` with ``n_envs`` sub-envs; sub-env ``j`` runs chains
@@ -342,6 +353,7 @@ def create_calvin_envs(
                 subtask_max_steps=subtask_max_steps,
                 static_size=static_size,
                 gripper_size=gripper_size,
+                state_layout=state_layout,
             )
 
         return _env

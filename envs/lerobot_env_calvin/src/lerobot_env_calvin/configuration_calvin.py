@@ -12,12 +12,19 @@ Each episode is one chain of 5 subtasks (see ``lerobot_env_calvin.calvin``); ``l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from lerobot_vla_plugins.errors import ConfigError
+
 from .benchmark import NUM_CHAINS, SUBTASK_MAX_STEPS
+from .calvin import STATE_LAYOUTS
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 SPLITS = ("ABC_D", "ABCD_D", "D_D")
 
@@ -41,6 +48,9 @@ class CalvinEnvConfig(EnvConfig):
     # Camera sizes of CALVIN's dataset config (static 200x200, gripper 84x84).
     static_size: int = 200
     gripper_size: int = 84
+    # observation.state: "robot_obs" = the simulator's 15-D robot_obs; "seer" = the 7-D state the released Seer and
+    # VITA-VLA read (tcp position, tcp euler angles, last gripper action: robot_obs[:6] + robot_obs[-1]).
+    state_layout: str = "robot_obs"
     fps: int = 30  # CALVIN's control frequency
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(
@@ -54,19 +64,23 @@ class CalvinEnvConfig(EnvConfig):
 
     def __post_init__(self):
         if self.task not in SPLITS:
-            raise ValueError(
+            raise ConfigError(
                 f"calvin: --env.task must be one of {SPLITS} (the CALVIN split), got {self.task!r}"
             )
         if self.action_mode not in ("relative", "absolute"):
-            raise ValueError(
+            raise ConfigError(
                 f"calvin: --env.action_mode must be 'relative' or 'absolute', got {self.action_mode!r}"
             )
         if not 0 <= self.first_chain < NUM_CHAINS:
-            raise ValueError(
+            raise ConfigError(
                 f"calvin: --env.first_chain must be in [0, {NUM_CHAINS}) (the chain index), got {self.first_chain}"
             )
         if self.subtask_max_steps < 1:
-            raise ValueError(f"calvin: --env.subtask_max_steps must be >= 1, got {self.subtask_max_steps}")
+            raise ConfigError(f"calvin: --env.subtask_max_steps must be >= 1, got {self.subtask_max_steps}")
+        if self.state_layout not in STATE_LAYOUTS:
+            raise ConfigError(
+                f"calvin: --env.state_layout must be one of {tuple(STATE_LAYOUTS)}, got {self.state_layout!r}"
+            )
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),
             "pixels/rgb_static": PolicyFeature(
@@ -75,7 +89,9 @@ class CalvinEnvConfig(EnvConfig):
             "pixels/rgb_gripper": PolicyFeature(
                 type=FeatureType.VISUAL, shape=(self.gripper_size, self.gripper_size, 3)
             ),
-            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(15,)),
+            "agent_pos": PolicyFeature(
+                type=FeatureType.STATE, shape=(len(STATE_LAYOUTS[self.state_layout]),)
+            ),
         }
 
     @property
@@ -88,9 +104,12 @@ class CalvinEnvConfig(EnvConfig):
             "subtask_max_steps": self.subtask_max_steps,
             "static_size": self.static_size,
             "gripper_size": self.gripper_size,
+            "state_layout": self.state_layout,
         }
 
-    def create_envs(self, n_envs: int, use_async_envs: bool = False):
+    def create_envs(
+        self, n_envs: int, use_async_envs: bool = False
+    ) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         from .calvin import create_calvin_envs
 
         return create_calvin_envs(n_envs=n_envs, use_async_envs=use_async_envs, **self.gym_kwargs)

@@ -64,12 +64,12 @@ class ScriptedCalvin:
             "scene_obs": np.zeros(24),
         }
 
-    def reset(self, robot_obs, scene_obs):
+    def reset(self, robot_obs: np.ndarray, scene_obs: np.ndarray) -> dict:
         self.t = 0
         self.resets.append((np.asarray(robot_obs), np.asarray(scene_obs)))
         return self._obs()
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[dict, dict]:
         self.t += 1
         self.actions.append(action)
         return self._obs(), self.get_info()

@@ -9,14 +9,20 @@ is the same env (same cameras, state, actions, flags) with the randomized scene 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lerobot.envs.configs import EnvConfig, RoboTwinEnvConfig
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 
 @EnvConfig.register_subclass("robotwin_randomized")
 @dataclass
 class RoboTwinRandomizedEnvConfig(RoboTwinEnvConfig):
-    def create_envs(self, n_envs: int, use_async_envs: bool = True):
+    def create_envs(
+        self, n_envs: int, use_async_envs: bool = True
+    ) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         from .robotwin_randomized import create_robotwin_randomized_envs
 
         if not self.task:

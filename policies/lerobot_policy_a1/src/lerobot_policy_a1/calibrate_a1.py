@@ -24,11 +24,20 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from lerobot.configs import parser
 from lerobot.configs.default import DatasetConfig
 from lerobot.configs.policies import PreTrainedConfig
+
+from lerobot_vla_plugins.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lerobot.datasets import LeRobotDataset
+    from lerobot.processor import PolicyProcessorPipeline
+
+    from .modeling_a1 import A1Policy
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +67,17 @@ class CalibrateConfig:
             self.policy = PreTrainedConfig.from_pretrained(policy_path, cli_overrides=cli_overrides)
             self.policy.pretrained_path = Path(policy_path)
         if self.policy is None or self.policy.pretrained_path is None:
-            raise ValueError("lerobot-a1-calibrate: pass --policy.path=<A1 checkpoint directory or Hub id>")
+            raise ConfigError("lerobot-a1-calibrate: pass --policy.path=<A1 checkpoint directory or Hub id>")
         if self.policy.type != "a1":
-            raise ValueError(
+            raise ConfigError(
                 f"lerobot-a1-calibrate: --policy.path is a {self.policy.type!r} policy, not an A1 checkpoint"
             )
         from lerobot_vla_plugins.adaptive import check_exit_dist
 
-        check_exit_dist(self.exit_dist, self.exit_ratio)
+        try:
+            check_exit_dist(self.exit_dist, self.exit_ratio)
+        except ValueError as err:
+            raise ConfigError(f"lerobot-a1-calibrate: {err}") from None
         if self.num_samples < 1 or self.batch_size < 1:
             raise ValueError("lerobot-a1-calibrate: --num_samples and --batch_size must be >= 1")
         if self.output_dir is None:
@@ -81,7 +93,9 @@ class CalibrateConfig:
         return ["policy"]
 
 
-def check_dataset_features(policy_cfg, dataset_features: dict, rename_map: dict[str, str]) -> None:
+def check_dataset_features(
+    policy_cfg: PreTrainedConfig, dataset_features: dict, rename_map: dict[str, str]
+) -> None:
     """Refuse a dataset whose observation features differ from the ones the policy was trained with."""
     from lerobot.configs.types import FeatureType
     from lerobot.utils.feature_utils import dataset_to_policy_features
@@ -113,7 +127,12 @@ def check_dataset_features(policy_cfg, dataset_features: dict, rename_map: dict[
 
 
 def collect_discrepancies(
-    policy, preprocessor, dataset, num_samples: int, batch_size: int, seed: int
+    policy: "A1Policy",
+    preprocessor: "PolicyProcessorPipeline",
+    dataset: "LeRobotDataset",
+    num_samples: int,
+    batch_size: int,
+    seed: int,
 ) -> torch.Tensor:
     """The (K, N) discrepancy matrix of ``num_samples`` seeded frames of ``dataset``."""
     from torch.utils.data import DataLoader, Subset

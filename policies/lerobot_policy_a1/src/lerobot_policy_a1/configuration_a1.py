@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode
@@ -22,6 +23,12 @@ from lerobot.optim.optimizers import AdamWConfig
 from lerobot.optim.schedulers import LRSchedulerConfig
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.utils.constants import OBS_STATE
+
+from lerobot_vla_plugins.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 HEADS = ("flow_matching", "mlp")
 EXIT_TRAINING = ("none", "random", "all")
@@ -162,7 +169,7 @@ class A1Config(PreTrainedConfig):
 
         def need(cond: bool, msg: str):
             if not cond:
-                raise ValueError(f"a1: {msg}")
+                raise ConfigError(f"a1: {msg}")
 
         need(self.head in HEADS, f"head={self.head!r} is not one of {list(HEADS)}")
         need(
@@ -176,7 +183,7 @@ class A1Config(PreTrainedConfig):
         try:
             check_metric(self.exit_metric)
         except ValueError as err:
-            raise ValueError(f"a1: exit_metric: {err}") from None
+            raise ConfigError(f"a1: exit_metric: {err}") from None
         need(self.chunk_size >= 1, f"chunk_size must be >= 1, got {self.chunk_size}")
         need(
             1 <= self.n_action_steps <= self.chunk_size,
@@ -305,7 +312,7 @@ class A1SchedulerConfig(LRSchedulerConfig):
         progress = min(1.0, (step - self.num_warmup_steps) / max(1, total_steps - self.num_warmup_steps))
         return self.final_lr_ratio + (1 - self.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    def build(self, optimizer, num_training_steps: int):
+    def build(self, optimizer: Optimizer, num_training_steps: int) -> LRScheduler:
         from torch.optim.lr_scheduler import LambdaLR
 
         lambdas = [

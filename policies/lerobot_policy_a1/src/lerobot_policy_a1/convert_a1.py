@@ -41,10 +41,14 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from lerobot_vla_plugins.errors import ConversionError
+
+if TYPE_CHECKING:
+    from lerobot.configs.types import PolicyFeature
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def _read_config_yaml(input_dir: Path) -> tuple[dict, dict]:
     return {}, {}
 
 
-def libero_features():
+def libero_features() -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
     """(inputs, outputs) of LeRobot's LIBERO layout, the order of the released A1's views (primary, wrist)."""
     from lerobot.configs.types import FeatureType, PolicyFeature
 
@@ -90,12 +94,12 @@ def libero_features():
 
 
 def _features(features: str):
-    from lerobot_vla_plugins.features import dataset_features, metaworld_features
+    from lerobot_vla_plugins.features import dataset_features, metaworld_policy_features
 
     if features == "libero":
         return libero_features()
     if features == "metaworld":
-        return metaworld_features()
+        return metaworld_policy_features()
     try:
         return dataset_features(features)
     except ValueError as err:

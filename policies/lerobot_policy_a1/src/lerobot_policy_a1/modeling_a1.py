@@ -28,6 +28,7 @@ from lerobot_vla_plugins.adaptive import ExitCalibration, ExitController, ExitRe
 from lerobot_vla_plugins.adaptive.flops import attention_mlp_flops, linear_flops
 from lerobot_vla_plugins.backbones import VLMBackbone, VLMInputs, load_backbone_class
 from lerobot_vla_plugins.backbones.base import PrefixKV
+from lerobot_vla_plugins.compat import QWEN2_WRAP_MODULES, is_main_process, save_with_lerobot
 from lerobot_vla_plugins.heads.flow_matching import (
     A1_FLOW_MATCHING,
     VelocityGuide,
@@ -137,7 +138,9 @@ class A1FlowMatchingHead(nn.Module):
         at = self.action_time_out(F.silu(self.action_time_in(at)))
         return torch.cat([state_tok, at], dim=1)
 
-    def attention_inputs(self, prefix: list[tuple[Tensor, Tensor]], prefix_mask: Tensor, like: Tensor):
+    def attention_inputs(
+        self, prefix: list[tuple[Tensor, Tensor]], prefix_mask: Tensor, like: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
         """(mask, position ids, rotary embeddings) of a suffix shaped like ``like`` (B, 1 + T, ...) over the valid
         prefix; only the batch size, suffix length, dtype and device of ``like`` are read.
 
@@ -416,7 +419,7 @@ class A1Model(nn.Module):
             extras = self.head.extras(state, self.backbone.decoder.embed_tokens.weight.dtype)
         return self.backbone.prepare_inputs(images, self.prompts(batch, images.shape[0]), extras=extras)
 
-    def dim_mask(self, device) -> Tensor:
+    def dim_mask(self, device: torch.device | str) -> Tensor:
         m = torch.zeros(self.config.max_action_dim, dtype=torch.bool, device=device)
         m[: self.action_dim] = True
         return m
@@ -534,7 +537,7 @@ class A1Model(nn.Module):
         out = self.backbone.stack.run(inputs, final_norm=True)
         return self.head(out.gather(-1, "query"))
 
-    def discrepancy_dims(self, device) -> Tensor | None:
+    def discrepancy_dims(self, device: torch.device | str) -> Tensor | None:
         """(A_pad,) bool mask of the dims eq. (6) measures (``exit_discrepancy_dims``); None = all padded dims."""
         return None if self.config.exit_discrepancy_dims == "padded" else self.dim_mask(device)
 
@@ -675,6 +678,8 @@ class A1Policy(PreTrainedPolicy):
 
     config_class = A1Config
     name = "a1"
+    # FSDP wrap units for LeRobot >= 0.6.2's --parallelism.dp_shard: the VLM's and the expert's Qwen2 layers
+    _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
     def __init__(self, config: A1Config, *, weightless: bool = False, **kwargs):
         """``weightless=True``: random weights only, reading no weight file outside transformers (for parameter
@@ -751,7 +756,7 @@ class A1Policy(PreTrainedPolicy):
             groups.append({"params": vision, "lr": self.config.optimizer_vision_lr, "a1_group": "vision"})
         return groups
 
-    def reset(self):
+    def reset(self) -> None:
         """Clear the action queue and the warm-start memory (every episode); start a new episode in the stats."""
         self._queue.clear()
         self._warm_memory = None
@@ -900,15 +905,22 @@ class A1Policy(PreTrainedPolicy):
         self.set_exit_calibration(ExitCalibration.load(path), source=str(path))
         return True
 
-    def _save_pretrained(self, save_directory: Path, state_dict=None) -> None:
-        super()._save_pretrained(save_directory, state_dict=state_dict)
-        if self.calibration is not None:
+    def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
+        """LeRobot's config.json + model.safetensors, plus the exit calibration; works under LeRobot 0.6.1's and
+        0.6.2's callers (``lerobot_vla_plugins.compat``)."""
+        save_with_lerobot(super(), Path(save_directory), state_dict)
+        if self.calibration is not None and is_main_process():
             (Path(save_directory) / CALIBRATION_FILE).write_text(self.calibration.to_json())
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_name_or_path, *, config=None, load_calibration: bool = True, **kwargs
-    ):
+        cls,
+        pretrained_name_or_path: str | Path,
+        *,
+        config: A1Config | None = None,
+        load_calibration: bool = True,
+        **kwargs,
+    ) -> A1Policy:
         """LeRobot's loader, plus the exit calibration stored next to the weights (``load_calibration``)."""
         policy = super().from_pretrained(pretrained_name_or_path, config=config, **kwargs)
         if not load_calibration:

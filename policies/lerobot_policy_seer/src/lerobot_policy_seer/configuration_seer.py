@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from draccus.utils import ParsingError
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode
 from lerobot.optim.optimizers import AdamWConfig
 from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.utils.constants import ACTION, OBS_STATE
+
+from lerobot_vla_plugins.errors import ConfigError
 
 #: Released sizes: (hidden_dim, num_layers, num_heads, num_resampler_queries, num_foresight_tokens per image).
 #: base: OpenRobotLab/Seer scripts/*/Seer/finetune.sh (+ arguments_utils defaults); large: Seer-Large/finetune.sh.
@@ -33,15 +34,6 @@ SEER_SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "large": (1024, 24, 16, 16, 16),
 }
 GRIPPER_STATE_MODES = ("one_hot", "width")
-
-
-class PolicyConfigError(ParsingError):
-    """A bad configuration value, raised while the config is built (``__post_init__``).
-
-    Deliberately not a ``ValueError``: draccus, LeRobot's command-line parser, replaces the message of a
-    ``ValueError``/``TypeError`` raised while building a config with "Couldn't instantiate class ..."; this
-    one reaches the user of ``lerobot-train --policy.type=...`` with its text.
-    """
 
 
 def resolve_gripper_state(
@@ -98,6 +90,10 @@ class SeerConfig(PreTrainedConfig):
     vision_encoder_name: str = "facebook/vit-mae-base"
     text_encoder_name: str = "openai/clip-vit-base-patch32"
     text_max_length: int = 77
+    # Resize the camera frames in the preprocessor to this square size with PIL on uint8 frames, as the released
+    # CLIP preprocess does (224; lerobot-seer-convert sets it); None: the model resizes them (torch bicubic with
+    # antialias, faster, within about one grey level: docs/parity.md).
+    pil_image_size: int | None = None
     # Flamingo perceiver resampler over the MAE patch tokens (released: depth 3, 8 heads of 64).
     resampler_depth: int = 3
     resampler_heads: int = 8
@@ -155,9 +151,7 @@ class SeerConfig(PreTrainedConfig):
 
         check_compile_mode("seer", self.compile_mode)
         if self.size not in SEER_SIZES:
-            raise PolicyConfigError(
-                f"seer: size={self.size!r} is unknown; choose one of {sorted(SEER_SIZES)}"
-            )
+            raise ConfigError(f"seer: size={self.size!r} is unknown; choose one of {sorted(SEER_SIZES)}")
         defaults = dict(
             zip(
                 ("hidden_dim", "num_layers", "num_heads", "num_resampler_queries", "num_foresight_tokens"),
@@ -170,33 +164,35 @@ class SeerConfig(PreTrainedConfig):
                 setattr(self, name, value)
         for name in (*defaults, "history_length", "action_pred_steps", "foresight_step", "resampler_depth"):
             if getattr(self, name) < 1:
-                raise PolicyConfigError(f"seer: {name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"seer: {name} must be >= 1, got {getattr(self, name)}")
+        if self.pil_image_size is not None and self.pil_image_size < 1:
+            raise ConfigError(
+                f"seer: pil_image_size must be >= 1 (224 = the released CLIP preprocess) or None, got {self.pil_image_size}"
+            )
         if self.hidden_dim % self.num_heads:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"seer: hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}"
             )
         if self.hidden_dim % self.image_decoder_heads:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"seer: hidden_dim={self.hidden_dim} is not divisible by image_decoder_heads={self.image_decoder_heads}"
             )
         if self.hidden_dim % 4:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"seer: hidden_dim={self.hidden_dim} must be a multiple of 4 (2-D sin-cos embedding)"
             )
         if round(self.num_foresight_tokens**0.5) ** 2 != self.num_foresight_tokens:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"seer: num_foresight_tokens={self.num_foresight_tokens} must be a perfect square (4, 9, 16, ...)"
             )
         if self.gripper_state_mode is not None and self.gripper_state_mode not in GRIPPER_STATE_MODES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"seer: gripper_state_mode={self.gripper_state_mode!r} is unknown; choose one of {GRIPPER_STATE_MODES}"
             )
         if any(p < 0 for p in self.random_shift_pads):
-            raise PolicyConfigError(f"seer: random_shift_pads must be >= 0, got {self.random_shift_pads}")
+            raise ConfigError(f"seer: random_shift_pads must be >= 0, got {self.random_shift_pads}")
         if self.ensemble_temperature < 0:
-            raise PolicyConfigError(
-                f"seer: ensemble_temperature must be >= 0, got {self.ensemble_temperature}"
-            )
+            raise ConfigError(f"seer: ensemble_temperature must be >= 0, got {self.ensemble_temperature}")
 
     def validate_features(self) -> None:
         if not self.image_features:

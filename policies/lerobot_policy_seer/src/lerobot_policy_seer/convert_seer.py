@@ -7,7 +7,11 @@ The released files hold the trainable parameters only (``get_checkpoint``: no CL
 is the official ``mae_pretrain_vit_base.pth``, which differs from the Hub's ``facebook/vit-mae-base`` (converted
 from MAE's visualisation checkpoint), so pass ``--mae_checkpoint=mae_pretrain_vit_base.pth`` to reproduce the
 released model exactly. The released models read raw states and actions (CALVIN / LIBERO actions already lie
-in [-1, 1]), so the converted policy uses IDENTITY normalisation for both.
+in [-1, 1]), so the converted policy uses IDENTITY normalisation for both (a VITA-VLA student aligned to it
+hands it the raw state: ``lerobot_vla_plugins.processors.renormalize``).
+
+Every released tensor is checked first (``lerobot_vla_plugins.convert.checks.check_weights``): a per-module
+summary is printed and non-finite or exploding weights are refused (``--allow_bad_weights=true`` converts anyway).
 
 Usage::
 
@@ -28,6 +32,9 @@ import torch
 from torch import Tensor
 
 from .configuration_seer import SEER_SIZES, SeerConfig
+
+#: The released preprocessing (OpenAI CLIP ``preprocess``): PIL bicubic resize + centre crop to 224 px.
+RELEASED_IMAGE_SIZE = 224
 
 # released key -> our key (inside SeerPolicy), applied in order; None drops the key
 _RENAMES: list[tuple[str, str | None]] = [
@@ -214,6 +221,7 @@ def infer_config(state: dict[str, Tensor], cfg: ConvertSeerConfig) -> SeerConfig
             "ACTION": NormalizationMode.IDENTITY,
         },
         temporal_ensemble=cfg.temporal_ensemble,
+        pil_image_size=RELEASED_IMAGE_SIZE,  # the released CLIP preprocess: PIL bicubic on uint8 frames
         device="cpu",
         push_to_hub=False,
     )
@@ -250,12 +258,15 @@ class ConvertSeerConfig:
     num_heads: int | None = None
     resampler_heads: int = 8
     temporal_ensemble: bool = False
+    # Convert weights that are non-finite or larger than 1e4 in magnitude (refused by default), with a warning.
+    allow_bad_weights: bool = False
     overwrite: bool = False
 
 
 def convert(cfg: ConvertSeerConfig) -> Path:
     """Write the LeRobot ``seer`` policy directory for ``cfg.checkpoint``; returns its path."""
     from lerobot_vla_plugins.atomic import atomic_directory
+    from lerobot_vla_plugins.convert.checks import check_weights
 
     from .modeling_seer import SeerPolicy
     from .processor_seer import make_seer_pre_post_processors
@@ -266,11 +277,17 @@ def convert(cfg: ConvertSeerConfig) -> Path:
     released = blob.get("model_state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(released, dict) or not released:
         raise ValueError(f"{cfg.checkpoint}: no 'model_state_dict' in this file; is it a Seer checkpoint?")
+    check_weights(
+        {k.removeprefix("module."): v for k, v in released.items()},
+        source=cfg.checkpoint,
+        allow_bad=cfg.allow_bad_weights,
+    )
     seer_config = infer_config(released, cfg)
     state = convert_state_dict(released, seer_config.history_length)
     if cfg.mae_checkpoint:
         mae = torch.load(cfg.mae_checkpoint, map_location="cpu", weights_only=True)
         mae = mae.get("model", mae)
+        check_weights(mae, source=cfg.mae_checkpoint, allow_bad=cfg.allow_bad_weights, depth=1)
         state.update({"model.vision_encoder." + k: v for k, v in convert_mae_state_dict(mae).items()})
     policy = SeerPolicy(seer_config)
     expected = set(policy.state_dict())
@@ -309,16 +326,9 @@ def convert(cfg: ConvertSeerConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import draccus
+    from lerobot_vla_plugins.convert.cli import run_converter
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = draccus.parse(ConvertSeerConfig, args=sys.argv[1:] if argv is None else argv)
-    try:
-        convert(cfg)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"lerobot-seer-convert: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_converter("lerobot-seer-convert", ConvertSeerConfig, convert, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Dimension names: B batch, S history steps, V views, K action queries per step, T
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -26,9 +25,9 @@ from torch import Tensor, nn
 from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_seer import SeerConfig
-from .ensembling import TemporalEnsembler
 from .foresight_decoder import ForesightDecoder
 from .history import build_step_batch, task_strings
+from .inference import ActionRule, HistoryLoop
 from .losses import action_losses, foresight_loss
 from .perceiver_resampler import PerceiverResampler
 from .state_action import ActionHead, StateEncoder, gripper_to_action
@@ -338,9 +337,13 @@ class SeerPolicy(PreTrainedPolicy):
         return [p for p in self.parameters() if p.requires_grad]
 
     def reset(self) -> None:
-        self._history: deque[Tensor] = deque(maxlen=self.config.history_length)  # (B, 1, T_obs, D) per step
+        cfg = self.config
+        # Seer's released rule: the current step's action 0 (or the temporal ensemble), no padding needed
+        rule = ActionRule(
+            temporal_ensemble=cfg.temporal_ensemble, ensemble_temperature=cfg.ensemble_temperature
+        )
+        self._history = HistoryLoop(cfg.history_length, cfg.action_pred_steps, rule)  # (B, T_obs, D) per step
         self.model._text_cache = {}
-        self._ensembler = TemporalEnsembler(self.config.ensemble_temperature, self.config.action_pred_steps)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
@@ -392,12 +395,14 @@ class SeerPolicy(PreTrainedPolicy):
             )
         texts = task_strings(batch, state.shape[0], "seer")
         # only the new frame is encoded: the observation tokens of the past frames are kept (frozen, deterministic)
-        self._history.append(
-            self.model.encode_observations(
-                self.model.preprocess(images).unsqueeze(1), state.unsqueeze(1), texts
-            )
-        )
-        out = self.model.predict(torch.cat(list(self._history), dim=1))
+        obs = self.model.encode_observations(
+            self.model.preprocess(images).unsqueeze(1), state.unsqueeze(1), texts
+        )[:, 0]
+        return self._history.chunk((obs,), self._predict_last)
+
+    def _predict_last(self, obs: Tensor) -> Tensor:
+        """(B, n, T_obs, D) observation tokens -> the (B, K, A) chunk predicted at the last step."""
+        out = self.model.predict(obs)
         return torch.cat((out.arm[:, -1], torch.sigmoid(out.gripper_logit[:, -1])), dim=-1)
 
     @torch.no_grad()
@@ -412,8 +417,7 @@ class SeerPolicy(PreTrainedPolicy):
         for this step over the last K steps (``temporal_ensemble``). The model runs every step (no chunk replay),
         as in the released evaluations."""
         self.eval()
-        chunk = self._model_space_chunk(batch)
-        action = self._ensembler.update(chunk) if self.config.temporal_ensemble else chunk[:, 0]
+        action = self._history.action(self._model_space_chunk(batch))
         return gripper_to_action(action, self.config.binarize_gripper)
 
 

@@ -35,9 +35,10 @@ from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.utils.constants import ACTION, OBS_STATE
 from lerobot_policy_seer.configuration_seer import (
     GRIPPER_STATE_MODES,
-    PolicyConfigError,
     resolve_gripper_state,
 )
+
+from lerobot_vla_plugins.errors import ConfigError
 
 STAGES = ("align", "finetune", "only_finetune", "freeze_vlm")
 ALIGN_LOSSES = ("l2", "mse")
@@ -88,6 +89,10 @@ class VitaVlaConfig(PreTrainedConfig):
     compile_mode: str = "default"
     # Images are resized to this square size: 200 px -> 14x14 patches of 14 px -> 49 tokens (Appendix A.1).
     vlm_image_size: int = 200
+    # Resize the camera frames in the preprocessor to this square size with PIL on uint8 frames, as the released
+    # CLIPImageProcessor does (200 with vlm_image_size 200); None: the model resizes them (torch bicubic with
+    # antialias, within about one grey level: docs/parity.md).
+    pil_image_size: int | None = None
     system_prompt: str = VITA_SYSTEM_PROMPT
 
     # Steps per sample, one conversation turn each (must equal the teacher's): CALVIN 10, LIBERO 7.
@@ -113,6 +118,12 @@ class VitaVlaConfig(PreTrainedConfig):
     # lambda = 0.01 (Sec. 3.3); the released train_utils_ds.py computes but never adds this term: here it is added.
     gripper_loss_weight: float = 0.01
 
+    # Inference rule (lerobot_policy_seer.inference). Defaults: the released CALVIN evaluation
+    # (eval_utils_calvin_vita.py): pad a history shorter than S with the last frame, run S turns, execute the
+    # last turn's second predicted action (executed_action=1). The released LIBERO evaluation: pad_history=false,
+    # temporal_ensemble=true (which replaces executed_action by the ensemble, weights exp(-0.01 i)).
+    pad_history: bool = True
+    executed_action: int = 1
     temporal_ensemble: bool = False
     ensemble_temperature: float = 0.01
     binarize_gripper: bool = True
@@ -125,7 +136,11 @@ class VitaVlaConfig(PreTrainedConfig):
         }
     )
 
-    # Table 5: AdamW lr 1e-4, cosine decay with warmup; released scripts: weight decay 1e-4, grad clip 1.0.
+    # Defaults are the paper's (Table 5: AdamW, lr 1e-4, cosine decay with warmup) plus the released scripts'
+    # weight decay 1e-4 (the paper gives none). The released train_ds.py differs in two ways: its DeepSpeed
+    # config sets no gradient clipping (--policy.optimizer_grad_clip_norm=0 turns ours off; 1.0 is LeRobot's usual
+    # value, the paper gives none) and it schedules with DeepSpeed's WarmupDecayLR for both "cosine" and
+    # "linear", i.e. a linear warmup over a tenth of the steps, then a linear decay to 0.
     optimizer_lr: float = 1e-4
     optimizer_betas: tuple[float, float] = (0.9, 0.999)
     optimizer_eps: float = 1e-8
@@ -141,33 +156,38 @@ class VitaVlaConfig(PreTrainedConfig):
 
         check_compile_mode("vita_vla", self.compile_mode)
         if self.stage not in STAGES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"vita_vla: stage={self.stage!r} does not exist; choose one of {STAGES} "
                 "(align = stage 1, finetune = stage 2, only_finetune / freeze_vlm = the paper's ablations)"
             )
         if self.align_loss not in ALIGN_LOSSES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"vita_vla: align_loss={self.align_loss!r} is unknown; choose one of {ALIGN_LOSSES}"
             )
         if self.arm_loss not in ARM_LOSSES:
-            raise PolicyConfigError(
-                f"vita_vla: arm_loss={self.arm_loss!r} is unknown; choose one of {ARM_LOSSES}"
-            )
+            raise ConfigError(f"vita_vla: arm_loss={self.arm_loss!r} is unknown; choose one of {ARM_LOSSES}")
         if self.gripper_state_mode is not None and self.gripper_state_mode not in GRIPPER_STATE_MODES:
-            raise PolicyConfigError(
+            raise ConfigError(
                 f"vita_vla: gripper_state_mode={self.gripper_state_mode!r} is unknown; choose one of {GRIPPER_STATE_MODES}"
+            )
+        if self.pil_image_size is not None and self.pil_image_size < 1:
+            raise ConfigError(
+                f"vita_vla: pil_image_size must be >= 1 (200 = the released preprocessing) or None, got {self.pil_image_size}"
             )
         for name in ("history_length", "action_pred_steps", "vlm_image_size"):
             if getattr(self, name) < 1:
-                raise PolicyConfigError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
-        if self.teacher_hidden_size is not None and self.teacher_hidden_size < 2:
-            raise PolicyConfigError(
-                f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}"
+                raise ConfigError(f"vita_vla: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.executed_action < self.action_pred_steps:
+            raise ConfigError(
+                f"vita_vla: executed_action={self.executed_action} is not one of the {self.action_pred_steps} actions "
+                f"predicted per step; pass a value in [0, {self.action_pred_steps - 1}] (1 = released CALVIN rule)"
             )
+        if self.teacher_hidden_size is not None and self.teacher_hidden_size < 2:
+            raise ConfigError(f"vita_vla: teacher_hidden_size must be >= 2, got {self.teacher_hidden_size}")
         if self.teacher_path:
             teacher = read_teacher_config(self.teacher_path)
             if teacher is not None:
-                self.check_teacher_config(teacher, error=PolicyConfigError)
+                self.check_teacher_config(teacher, error=ConfigError)
 
     def check_teacher_config(self, teacher: dict, error: type[Exception] = ValueError) -> None:
         """Raise a clear ``error`` when the teacher cannot serve this configuration (another policy type, width,

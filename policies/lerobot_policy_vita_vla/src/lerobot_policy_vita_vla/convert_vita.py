@@ -17,6 +17,8 @@ What changes and why it is exact:
   last token; the embedding matrix already has spare rows). VITA-VLA splits its prompt at ``<image>``/``<state>``/
   ``<action>`` and tokenises the pieces separately, which is what added special tokens do.
 
+Every released shard is checked first (``lerobot_vla_plugins.convert.checks.check_weights``): a per-module summary
+is printed and non-finite or exploding tensors are refused (``--allow_bad_weights=true`` converts anyway).
 Shards are converted one at a time (memory: one shard), written as a new sharded safetensors checkpoint with
 its index, into a temporary directory renamed into place at the end.
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,36 +59,23 @@ INTERNVIT_300M_448PX = {
 VITA_TOKENS = ("<IMG_CONTEXT>", "<state>", "<action>")
 PIXEL_SHUFFLE_SCALE = 0.5  # InternViTVisionTower.scale_pix_shuffle
 
-_VISION_RENAMES = [
-    (r"^embeddings\.class_embedding$", "embeddings.cls_token"),
-    (r"^embeddings\.patch_embedding\.", "embeddings.patch_embeddings.projection."),
-    (r"^embeddings\.position_embedding$", "embeddings.position_embeddings"),
-    (r"^encoder\.layers\.(\d+)\.attn\.proj\.", r"encoder.layer.\1.attention.projection_layer."),
-    (r"^encoder\.layers\.(\d+)\.attn\.(q_norm|k_norm)\.", r"encoder.layer.\1.attention.\2."),
-    (r"^encoder\.layers\.(\d+)\.ls1$", r"encoder.layer.\1.lambda_1"),
-    (r"^encoder\.layers\.(\d+)\.ls2$", r"encoder.layer.\1.lambda_2"),
-    (r"^encoder\.layers\.(\d+)\.norm1\.", r"encoder.layer.\1.layernorm_before."),
-    (r"^encoder\.layers\.(\d+)\.norm2\.", r"encoder.layer.\1.layernorm_after."),
-    (r"^encoder\.layers\.(\d+)\.mlp\.", r"encoder.layer.\1.mlp."),
-]
 VISION_PREFIX = "model.vision_tower.vision_tower."
 
 
 def convert_vision_key(key: str, value: Tensor) -> dict[str, Tensor]:
-    """One InternViT tensor (names without prefix) -> native ``model.vision_tower.*`` tensor(s)."""
-    m = re.match(r"^encoder\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$", key)
-    if m:
-        q, k, v = value.chunk(3, dim=0)
-        base = f"model.vision_tower.encoder.layer.{m.group(1)}.attention."
-        return {
-            base + f"q_proj.{m.group(2)}": q,
-            base + f"k_proj.{m.group(2)}": k,
-            base + f"v_proj.{m.group(2)}": v,
-        }
-    for pattern, replacement in _VISION_RENAMES:
-        if re.match(pattern, key):
-            return {"model.vision_tower." + re.sub(pattern, replacement, key): value}
-    raise ValueError(f"unknown InternViT tensor {key!r}")
+    """One InternViT tensor (names without prefix, e.g. ``encoder.layers.0.attn.qkv.weight``) -> native
+    ``model.vision_tower.*`` tensor(s), through the core remote-code -> native InternVL mapping
+    (``lerobot_vla_plugins.convert.internvl``: HF-style names, fused qkv split into q/k/v)."""
+    from lerobot_vla_plugins.convert.internvl import (
+        UnsupportedInternVLKeyError,
+        convert_remote_internvl_state_dict,
+    )
+
+    try:
+        native, _ = convert_remote_internvl_state_dict({"vision_model." + key: value})
+    except UnsupportedInternVLKeyError as err:
+        raise ValueError(f"unknown InternViT tensor {key!r}") from err
+    return {"model." + k: v for k, v in native.items()}
 
 
 def convert_key(key: str, value: Tensor) -> dict[str, Tensor]:
@@ -195,6 +183,8 @@ class ConvertVitaConfig:
     vision_tower_path: str | None = None
     # Cast the weights (e.g. bfloat16); None keeps the stored dtype.
     dtype: str | None = None
+    # Convert weights that are non-finite or larger than 1e4 in magnitude (refused by default), with a warning.
+    allow_bad_weights: bool = False
     overwrite: bool = False
 
 
@@ -205,6 +195,7 @@ def convert(cfg: ConvertVitaConfig) -> Path:
     from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
     from lerobot_vla_plugins.atomic import atomic_directory
+    from lerobot_vla_plugins.convert.checks import check_weights
 
     if not cfg.vita_path or not cfg.output_dir:
         raise ValueError("pass --vita_path=<VITA-1.5 directory> and --output_dir=<directory to write>")
@@ -238,9 +229,12 @@ def convert(cfg: ConvertVitaConfig) -> Path:
         for i, shard in enumerate(shards, start=1):
             out: dict[str, Tensor] = {}
             with safe_open(str(shard), "pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                    has_vision |= key.startswith(VISION_PREFIX)
-                    out.update(convert_key(key, f.get_tensor(key)))
+                released = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not iterable)
+            check_weights(released, source=str(shard), allow_bad=cfg.allow_bad_weights, depth=3)
+            for key, value in released.items():
+                has_vision |= key.startswith(VISION_PREFIX)
+                out.update(convert_key(key, value))
+            del released
             name = f"model-{i:05d}-of-{total:05d}.safetensors"
             _save(out, tmp / name, dtype, save_file)
             written.update(dict.fromkeys(out, name))
@@ -252,8 +246,10 @@ def convert(cfg: ConvertVitaConfig) -> Path:
                 )
             for shard in _shards(vit_dir):
                 with safe_open(str(shard), "pt") as f:
-                    for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                        extra.update(convert_vision_key(key.removeprefix("vision_model."), f.get_tensor(key)))
+                    released = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not iterable)
+                check_weights(released, source=str(shard), allow_bad=cfg.allow_bad_weights, depth=3)
+                for key, value in released.items():
+                    extra.update(convert_vision_key(key.removeprefix("vision_model."), value))
         width = config.vision_config.hidden_size * 4  # the (unused) projector norm: unit weights, zero bias
         extra["model.multi_modal_projector.layer_norm.weight"] = torch.ones(width)
         extra["model.multi_modal_projector.layer_norm.bias"] = torch.zeros(width)
@@ -285,16 +281,9 @@ def _save(tensors: dict[str, Tensor], path: Path, dtype, save_file) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import draccus
+    from lerobot_vla_plugins.convert.cli import run_converter
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = draccus.parse(ConvertVitaConfig, args=sys.argv[1:] if argv is None else argv)
-    try:
-        convert(cfg)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"lerobot-vita-convert: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_converter("lerobot-vita-convert", ConvertVitaConfig, convert, argv)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,26 @@ Dimension names: B batch, S steps (turns), V views, K action tokens per turn, D 
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 import torch
+from lerobot.configs.types import NormalizationMode
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import OBS_STATE
-from lerobot_policy_seer.ensembling import TemporalEnsembler
 from lerobot_policy_seer.history import build_step_batch, task_strings
+from lerobot_policy_seer.inference import ActionRule, HistoryLoop
 from lerobot_policy_seer.losses import action_losses, masked_mean
 from lerobot_policy_seer.state_action import ActionHead, StateEncoder, gripper_to_action
 from torch import Tensor, nn
 
 from lerobot_vla_plugins.backbones.internvl import InternVLBackbone
+from lerobot_vla_plugins.compat import QWEN2_WRAP_MODULES
+from lerobot_vla_plugins.processors.renormalize import (
+    FeatureNormaliser,
+    Renormalizer,
+    feature_stats,
+    saved_normalizer_stats,
+)
 from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_vita_vla import VitaVlaConfig
@@ -170,35 +177,29 @@ class VitaVlaModel(nn.Module):
         return parts
 
 
-def teacher_state_stats(path: str) -> dict[str, Tensor]:
-    """The teacher's saved ``observation.state`` normalisation statistics ({} when its directory has none)."""
-    from safetensors.torch import load_file
+def teacher_state_renormalizer(config: VitaVlaConfig, tcfg, dataset_stats: dict | None) -> Renormalizer:
+    """The student's normalised ``observation.state`` -> the state the teacher's own normaliser produces.
 
-    files = sorted(
-        Path(path).expanduser().glob("policy_preprocessor_step_*_normalizer_processor.safetensors")
+    The batch is normalised for the student (its ``normalization_mapping`` and this run's dataset statistics). A
+    converted released Seer reads the raw state (IDENTITY, as the released training feeds it); a LeRobot-trained
+    teacher its own saved statistics. Each gets what it expects; a side that needs statistics it lacks is refused
+    (``ConfigError`` naming both sides).
+    """
+    student = FeatureNormaliser(
+        "the vita_vla student (this run's dataset statistics)",
+        OBS_STATE,
+        config.robot_state_feature,
+        config.normalization_mapping.get("STATE", NormalizationMode.IDENTITY),
+        feature_stats(dataset_stats, OBS_STATE),
     )
-    if not files:
-        return {}
-    prefix = f"{OBS_STATE}."
-    return {k[len(prefix) :]: v for k, v in load_file(str(files[0])).items() if k.startswith(prefix)}
-
-
-def check_same_state_statistics(teacher_path: str, dataset_stats: dict | None) -> None:
-    """Stage 1 feeds the teacher this run's normalised state: refuse a teacher trained with other statistics (the
-    paper's teacher "has been trained on the same dataset", Sec. 3.1)."""
-    theirs = teacher_state_stats(teacher_path)
-    ours = (dataset_stats or {}).get(OBS_STATE) or {}
-    for stat in ("mean", "std"):
-        if stat in theirs and stat in ours:
-            mine = torch.as_tensor(ours[stat], dtype=torch.float32).flatten()
-            if mine.shape != theirs[stat].flatten().shape or not torch.allclose(
-                mine, theirs[stat].float().flatten(), rtol=1e-3, atol=1e-5
-            ):
-                raise ValueError(
-                    f"vita_vla: the teacher at {teacher_path} was trained with other {OBS_STATE} statistics ({stat} "
-                    f"{theirs[stat].flatten().tolist()} vs {mine.tolist()} here): stage 1 feeds it this dataset's normalised "
-                    "state, so train the teacher on the same dataset"
-                )
+    target = FeatureNormaliser(
+        f"the seer teacher at {config.teacher_path}",
+        OBS_STATE,
+        tcfg.robot_state_feature,
+        tcfg.normalization_mapping.get("STATE", NormalizationMode.IDENTITY),
+        saved_normalizer_stats(config.teacher_path, OBS_STATE),
+    )
+    return Renormalizer(student, target)
 
 
 def load_teacher(path: str):
@@ -216,6 +217,8 @@ class VitaVlaPolicy(PreTrainedPolicy):
 
     config_class = VitaVlaConfig
     name = "vita_vla"
+    # FSDP units under LeRobot 0.6.2's --parallelism.dp_shard: the Qwen2 decoder layers of its InternVL LLM
+    _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
     def __init__(self, config: VitaVlaConfig, *, weightless: bool = False, **kwargs):
         """``weightless=True``: random weights for parameter counts and benchmarks (built inside
@@ -231,13 +234,17 @@ class VitaVlaPolicy(PreTrainedPolicy):
             # stage-1 teacher is loaded at the first training step (never for inference)
             teacher = load_teacher(config.teacher_path)
             self._check_teacher(teacher)
-            if config.stage == "align":
-                check_same_state_statistics(config.teacher_path, kwargs.get("dataset_stats"))
         self.model = VitaVlaModel(config, weightless)
         if teacher is not None and fresh:
             # the teacher's decoder and heads become ours (Sec. 3.2: "reused from the small action model")
             self.model.action_head.load_state_dict(teacher.model.action_head.state_dict())
         object.__setattr__(self, "_teacher", teacher if config.stage == "align" else None)
+        # stage 1 feeds the teacher the state its own normaliser expects: checked when the teacher is attached
+        # (now for a fresh model, at the first training step when resuming; inference never needs it)
+        self._dataset_stats = kwargs.get("dataset_stats")
+        self._teacher_state: Renormalizer | None = None
+        if self._teacher is not None:
+            self._teacher_state = teacher_state_renormalizer(config, teacher.config, self._dataset_stats)
         self.set_stage(config.stage)
         self.reset()
         if config.compile_model:
@@ -314,8 +321,15 @@ class VitaVlaPolicy(PreTrainedPolicy):
         return [p for p in self.parameters() if p.requires_grad]
 
     def reset(self) -> None:
-        self._history: deque[tuple[Tensor, Tensor]] = deque(maxlen=self.config.history_length)
-        self._ensembler = TemporalEnsembler(self.config.ensemble_temperature, self.config.action_pred_steps)
+        cfg = self.config
+        rule = ActionRule(
+            pad_history=cfg.pad_history,
+            action_index=cfg.executed_action,
+            temporal_ensemble=cfg.temporal_ensemble,
+            ensemble_temperature=cfg.ensemble_temperature,
+        )
+        # per frame: its image tokens (B, V, 49, D) and state (B, D_s)
+        self._history = HistoryLoop(cfg.history_length, cfg.action_pred_steps, rule)
 
     # ------------------------------------------------------------------ training
     def _ensure_teacher(self):
@@ -327,6 +341,7 @@ class VitaVlaPolicy(PreTrainedPolicy):
             teacher = load_teacher(self.config.teacher_path)
             self._check_teacher(teacher)
             device = next(self.model.parameters()).device
+            self._teacher_state = teacher_state_renormalizer(self.config, teacher.config, self._dataset_stats)
             object.__setattr__(self, "_teacher", teacher.to(device))
         return self._teacher
 
@@ -340,7 +355,8 @@ class VitaVlaPolicy(PreTrainedPolicy):
             views = [cfg.camera_keys.index(k) for k in teacher.config.camera_keys]
             with torch.no_grad():  # the teacher's own preprocessing of the same batch
                 pixels = teacher.model.preprocess(steps.images[:, :, views])
-                target = teacher.model(pixels, steps.state, texts).action_features
+                state = self._teacher_state(steps.state)  # the state the teacher's own normaliser gives
+                target = teacher.model(pixels, state, texts).action_features
             loss = align_loss(mapped, target, steps.step_valid, cfg.align_loss)
             return loss, {"align_loss": loss.item()}
         arm, gripper_logit = self.model.action_head(mapped)
@@ -360,14 +376,15 @@ class VitaVlaPolicy(PreTrainedPolicy):
                 f"vita_vla: select_action expects one observation per env (cameras (B, 3, H, W), state (B, D)); got "
                 f"{tuple(images.shape)} and {tuple(state.shape)}"
             )
+        texts = task_strings(batch, state.shape[0], "vita_vla")
         # the image tokens of a frame do not change (frozen tower): each frame is encoded once
-        self._history.append((self.model.encode_images(images.unsqueeze(1))[:, 0], state))
-        # the released evaluation keeps the last S frames with no padding: n <= S turns
-        tokens = torch.stack([im for im, _ in self._history], dim=1)
-        states = torch.stack([st for _, st in self._history], dim=1)
-        mapped = self.model(tokens, states, task_strings(batch, states.shape[0], "vita_vla"))[
-            :, -1
-        ]  # (B, K, D_t)
+        frame = (self.model.encode_images(images.unsqueeze(1))[:, 0], state)
+        return self._history.chunk(frame, lambda tokens, states: self._predict_last(tokens, states, texts))
+
+    def _predict_last(self, tokens: Tensor, states: Tensor, texts: list[str]) -> Tensor:
+        """Image tokens (B, n, V, 49, D) and states (B, n, D_s) of the window's n turns -> the (B, K, A) chunk of
+        the last turn (arm in [-1, 1], gripper probability)."""
+        mapped = self.model(tokens, states, texts)[:, -1]  # (B, K, D_t)
         arm, gripper_logit = self.model.action_head(mapped)
         return torch.cat((arm, torch.sigmoid(gripper_logit)), dim=-1).float()
 
@@ -379,11 +396,11 @@ class VitaVlaPolicy(PreTrainedPolicy):
 
     @torch.no_grad()
     def select_action(self, batch: dict, **kwargs) -> Tensor:
-        """One (B, A) action per step: the first of the K predicted, or their temporal ensemble (``temporal_ensemble``,
-        the released LIBERO evaluation). The VLM runs on the last <= S steps every step."""
+        """One (B, A) action per step under the released VITA-VLA rule (``lerobot_policy_seer.inference``): by default
+        CALVIN's (history padded to S with the last frame, the last turn's action ``executed_action`` = 1); with
+        ``pad_history=false temporal_ensemble=true`` LIBERO's. The VLM runs every step."""
         self.eval()
-        chunk = self._model_space_chunk(batch)
-        action = self._ensembler.update(chunk) if self.config.temporal_ensemble else chunk[:, 0]
+        action = self._history.action(self._model_space_chunk(batch))
         return gripper_to_action(action, self.config.binarize_gripper)
 
 

@@ -1,8 +1,9 @@
-"""Pre/post-processing of VITA-VLA: LeRobot's standard pipeline (rename, batch, device, normalise / unnormalise).
+"""Pre/post-processing of VITA-VLA: LeRobot's standard pipeline (rename, batch, device, normalise / unnormalise),
+with ``pil_image_size`` set a PIL resize of the frames first (the released ``CLIPImageProcessor`` at 200 px).
 
 The model builds its own prompts and image tokens (VITA-1.5's chat template, 200x200 images) and, in stage 1,
-the teacher's inputs from the same normalised batch; so the teacher must have been trained on the same dataset
-(the paper's assumption), with the same normalisation.
+the teacher's inputs from the same batch: its state converted to what the teacher's own normaliser expects
+(``modeling_vita_vla.teacher_state_renormalizer``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lerobot.processor import PolicyAction, PolicyProcessorPipeline, make_default_pre_post_processors
+from lerobot.processor import PolicyAction, PolicyProcessorPipeline
 
 from .configuration_vita_vla import VitaVlaConfig
 
@@ -22,5 +23,8 @@ def make_vita_vla_pre_post_processors(
     PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
     PolicyProcessorPipeline[PolicyAction, PolicyAction],
 ]:
-    """Rename -> AddBatch -> Device -> Normalize (state MEAN_STD, action MIN_MAX) and Unnormalize -> Device(cpu)."""
-    return make_default_pre_post_processors(config, dataset_stats)
+    """Rename -> AddBatch [-> PilResize when ``pil_image_size`` is set] -> Device -> Normalize (state MEAN_STD,
+    action MIN_MAX) and Unnormalize -> Device(cpu)."""
+    from lerobot_vla_plugins.processors.pil_resize import pre_post_processors_with_pil_resize
+
+    return pre_post_processors_with_pil_resize(config, dataset_stats, config.pil_image_size)

@@ -109,7 +109,7 @@ class VLAAdapterConfig(PreTrainedConfig):
         }
     )
 
-    # --- optimisation (appendix F.1: AdamW, lr 1e-4, cosine annealing with 10% warm-up, 150k steps, batch 16)
+    # --- optimisation (appendix F.1: AdamW, lr 1e-4, cosine annealing, warm-up over the first tenth, 150k steps, batch 16)
     optimizer_lr: float = 1e-4
     optimizer_betas: tuple[float, float] = (0.9, 0.999)
     optimizer_eps: float = 1e-8
@@ -134,7 +134,7 @@ class VLAAdapterConfig(PreTrainedConfig):
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
-                raise ValueError(
+                raise ConfigError(
                     f"vla_adapter: {name}={value!r} is not one of {list(allowed)}; pass --policy.{name}=<one of them>"
                 )
         positive = {
@@ -148,22 +148,22 @@ class VLAAdapterConfig(PreTrainedConfig):
         }
         for name, value in positive.items():
             if value < 1:
-                raise ValueError(
+                raise ConfigError(
                     f"vla_adapter: {name} must be >= 1, got {value}; pass --policy.{name}=<positive integer>"
                 )
         if self.n_action_steps > self.chunk_size:
-            raise ValueError(
+            raise ConfigError(
                 f"vla_adapter: n_action_steps ({self.n_action_steps}) cannot exceed chunk_size ({self.chunk_size}); "
                 f"pass --policy.n_action_steps<={self.chunk_size}"
             )
         if self.n_obs_steps != 1:
-            raise ValueError(
+            raise ConfigError(
                 "vla_adapter: n_obs_steps must be 1 (the model sees the current observation only)"
             )
         if self.latent_noise_std < 0:
-            raise ValueError(f"vla_adapter: latent_noise_std must be >= 0, got {self.latent_noise_std}")
+            raise ConfigError(f"vla_adapter: latent_noise_std must be >= 0, got {self.latent_noise_std}")
         if self.num_inference_steps > self.num_train_timesteps:
-            raise ValueError(
+            raise ConfigError(
                 f"vla_adapter: num_inference_steps ({self.num_inference_steps}) cannot exceed num_train_timesteps "
                 f"({self.num_train_timesteps}); lower --policy.num_inference_steps"
             )
@@ -171,7 +171,7 @@ class VLAAdapterConfig(PreTrainedConfig):
             (self.dino_model, self.siglip_model, self.llm_model)
             != (DEFAULT_DINO, DEFAULT_SIGLIP, DEFAULT_LLM)
         ):
-            raise ValueError(
+            raise ConfigError(
                 "vla_adapter: vlm_path and dino_model/siglip_model/llm_model are alternatives; a Prismatic directory "
                 "(vlm_path) already contains all three parts. Pass one or the other."
             )

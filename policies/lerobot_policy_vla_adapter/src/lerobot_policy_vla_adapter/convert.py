@@ -1,6 +1,6 @@
 """``lerobot-vla-adapter-convert``: released VLA-Adapter checkpoints -> LeRobot checkpoint directories.
 
-Two layouts (reference A5/A6 of ``vla_adapter_evo1.md``):
+Two layouts of the released artifacts:
 
 ``checkpoint``: a released fine-tuned VLA (e.g. ``VLA-Adapter/LIBERO-Spatial-Pro``)::
 

@@ -28,6 +28,7 @@ from lerobot.utils.constants import ACTION, OBS_IMAGE, OBS_IMAGES, OBS_STATE
 from torch import Tensor, nn
 
 from lerobot_vla_plugins.backbones.prismatic import PrismaticBackbone, crop_and_resize, prismatic_prompt
+from lerobot_vla_plugins.compat import QWEN2_WRAP_MODULES, is_main_process, save_with_lerobot
 from lerobot_vla_plugins.heads.bridge_attention import BridgeAttentionPolicy
 from lerobot_vla_plugins.heads.bridge_dit import BridgeDiTPolicy
 from lerobot_vla_plugins.heads.proprio import ProprioProjector
@@ -63,7 +64,7 @@ class VLAAdapterModel(nn.Module):
         self.backbone = backbone
         dim = backbone.hidden_size
         # Learnable ActionQuery. The released code zero-fills them, then HF post_init re-draws every embedding
-        # from N(0, 0.02) (reference A2); we start from N(0, 0.02) explicitly.
+        # from N(0, 0.02); we start from N(0, 0.02) explicitly.
         self.action_queries = nn.Parameter(torch.randn(config.num_action_queries, dim) * 0.02)
         self.proprio_proj = ProprioProjector(state_dim, dim)
         common = {
@@ -126,6 +127,8 @@ class VLAAdapterPolicy(PreTrainedPolicy):
 
     config_class = VLAAdapterConfig
     name = "vla_adapter"
+    # FSDP wrap units for LeRobot >= 0.6.2's --parallelism.dp_shard: the Qwen2.5 decoder layers
+    _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
     def __init__(self, config: VLAAdapterConfig, *, weightless: bool = False, **kwargs):
         """``weightless=True``: random weights only, reading no weight file outside transformers (for parameter
@@ -395,12 +398,16 @@ class VLAAdapterPolicy(PreTrainedPolicy):
     # ------------------------------------------------------------------ checkpoints
     def _save_pretrained(self, save_directory: Path, state_dict: dict[str, Tensor] | None = None) -> None:
         """config.json + model.safetensors (LeRobot), plus ``vlm/``: the backbone's configs and tokenizer (no
-        weights), so that the checkpoint loads without the original backbone directory."""
-        super()._save_pretrained(save_directory, state_dict=state_dict)
-        self.model.backbone.save_pretrained(Path(save_directory) / CHECKPOINT_VLM_DIR, weights=False)
+        weights), so that the checkpoint loads without the original backbone directory. Works under LeRobot 0.6.1's
+        and 0.6.2's callers (``lerobot_vla_plugins.compat``)."""
+        save_with_lerobot(super(), Path(save_directory), state_dict)
+        if is_main_process():
+            self.model.backbone.save_pretrained(Path(save_directory) / CHECKPOINT_VLM_DIR, weights=False)
 
     @classmethod
-    def from_pretrained(cls, pretrained_name_or_path, *, config=None, **kwargs):
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: VLAAdapterConfig | None = None, **kwargs
+    ) -> VLAAdapterPolicy:
         vlm_dir = _checkpoint_vlm_dir(pretrained_name_or_path, kwargs)
         token = _CHECKPOINT_VLM.set(vlm_dir)
         try:

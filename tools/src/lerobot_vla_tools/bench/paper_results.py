@@ -1,6 +1,6 @@
 """The numbers the papers report, quoted for comparison next to a run's own row.
 
-Sources (papers in ``shared/papers``): Evo-1 Table 1 (Meta-World, LIBERO, RoboTwin), VLA-Adapter Table 5
+Sources (the papers' own tables): Evo-1 Table 1 (Meta-World, LIBERO, RoboTwin), VLA-Adapter Table 5
 (LIBERO) and Table 6 (CALVIN ABC->D), VITA-VLA Table 1 (CALVIN ABC->D) and Table 2 (LIBERO). Values are success
 rates in percent, CALVIN's ``avg_len`` is the average number of subtasks completed in a row (0-5). ``None`` marks a
 cell the paper does not give (or, for Evo-1's RoboTwin baselines, one our copy of Table 1 does not show).

@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -120,18 +121,29 @@ def _flag(value) -> str:
     return str(value)
 
 
+#: Environment of the demo's commands: the SVT-AV1 encoder (LeRobot's default video codec) prints a banner of
+#: ~20 ``Svt[info]`` lines and a ``Svt[warn]`` per encoded episode; level 1 keeps its errors only.
+QUIET_ENCODER_ENV = {"SVT_LOG": "1"}
+
+#: libav's own log lines (``[mp4 @ 0x55d...] Starting second pass: ...``); kept when they report an error.
+_LIBAV_LINE = re.compile(r"^\[[\w:,-]+ @ 0x[0-9a-f]+\] ")
+
+
 def _run(cmd: list[str], log_path: Path, env: dict) -> None:
-    """Run a command, streaming its output to the terminal and to ``log_path``."""
+    """Run a command, streaming its output to the terminal and, all of it, to ``log_path``.
+
+    Lines are split at ``\n`` and at ``\r`` and passed on with their own ending, so that a progress bar (tqdm
+    redraws its line after a ``\r``) keeps redrawing in place instead of printing one line per update.
+    """
     print(f"\n$ {' '.join(cmd)}\n", flush=True)
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            if _worth_showing(line):
-                sys.stdout.write(line)
+        # newline="": universal line splitting (\n, \r, \r\n) without translating the endings
+        for segment in io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline=""):
+            log.write(segment)
+            if _worth_showing(segment):
+                sys.stdout.write(segment)
                 sys.stdout.flush()
         proc.wait()
     if proc.returncode != 0:
@@ -141,7 +153,13 @@ def _run(cmd: list[str], log_path: Path, env: dict) -> None:
 
 
 def _worth_showing(line: str) -> bool:
-    """Hide LeRobot's optional-dependency noise (torchcodec without system FFmpeg, EGL teardown)."""
+    """Hide LeRobot's optional-dependency noise (torchcodec without system FFmpeg, EGL teardown) and the video
+    encoders' info lines (SVT-AV1, libav), in case ``QUIET_ENCODER_ENV`` did not reach them."""
+    stripped = line.strip()
+    if stripped.startswith("Svt[") and not stripped.startswith("Svt[error"):
+        return False
+    if _LIBAV_LINE.match(stripped) and "rror" not in stripped:
+        return False
     noisy = (
         "torchcodec",
         "libtorchcodec",
@@ -180,7 +198,6 @@ def _worth_showing(line: str) -> bool:
         "version is relevant",
         "ships DLLs",
     )
-    stripped = line.strip()
     return bool(stripped) and not any(n in line for n in noisy) and not stripped.startswith("File ")
 
 
@@ -219,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    env = lerobot_env(home=out / "hf_lerobot_home")
+    env = {**QUIET_ENCODER_ENV, **lerobot_env(home=out / "hf_lerobot_home")}  # a user's SVT_LOG wins
     os.environ.setdefault("MUJOCO_GL", "egl")
     bin_dir = Path(sys.executable).parent
     timings: dict[str, float] = {}

@@ -18,11 +18,16 @@ import json as jsonlib
 import logging
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import draccus
 from lerobot.configs.policies import PreTrainedConfig
 
-from lerobot_vla_plugins.features import dataset_features, metaworld_features
+from lerobot_vla_plugins.features import dataset_features, metaworld_policy_features
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from torch import nn
 
 
 @dataclass
@@ -37,14 +42,14 @@ class InfoConfig:
     json: bool = False
 
 
-def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
+def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld") -> PreTrainedPolicy:
     """Instantiate the policy of ``policy_cfg`` with no weights: every parameter on the meta device."""
     import torch
     from lerobot.policies.factory import get_policy_class
 
     from lerobot_vla_tools.testing.weightless import weightless_kwargs, weightless_pretrained
 
-    inputs, outputs = metaworld_features() if features == "metaworld" else dataset_features(features)
+    inputs, outputs = metaworld_policy_features() if features == "metaworld" else dataset_features(features)
     if not policy_cfg.input_features:
         policy_cfg.input_features = inputs
     if not policy_cfg.output_features:
@@ -55,7 +60,7 @@ def build_on_meta(policy_cfg: PreTrainedConfig, features: str = "metaworld"):
         return policy_cls(policy_cfg, **weightless_kwargs(policy_cls))
 
 
-def count_parameters(module, depth: int = 2) -> dict:
+def count_parameters(module: nn.Module, depth: int = 2) -> dict:
     """Total and trainable parameters, with a breakdown by submodule down to ``depth`` levels.
 
     Shared (tied) parameters are counted once, at their first owner.

@@ -42,13 +42,18 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lerobot_vla_plugins.convert.checks import check_weights
 from lerobot_vla_plugins.convert.internvl import convert_remote_internvl_state_dict, count_language_layers
 from lerobot_vla_plugins.errors import ConversionError
+
+if TYPE_CHECKING:
+    from lerobot.configs.types import PolicyFeature
+    from lerobot.policies.evo1.configuration_evo1 import Evo1Config
+    from lerobot.processor import PolicyProcessorPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +263,7 @@ def build_config(
     num_inference_timesteps: int | None = None,
     normalization_type: str | None = None,
     vlm_dtype: str | None = None,
-):
+) -> Evo1Config:
     """The ``Evo1Config`` of the converted checkpoint (model fields from the weights and config.json).
 
     ``vlm_dtype`` defaults to the dtype the checkpoint stores the backbone in, so loading loses no precision.
@@ -320,11 +325,13 @@ def build_config(
     )
 
 
-def features_for(spec: str | None, cameras: str | None, stats: dict, image_shape=(3, 448, 448)):
+def features_for(
+    spec: str | None, cameras: str | None, stats: dict, image_shape: tuple[int, int, int] = (3, 448, 448)
+) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
     """(input_features, output_features): ``metaworld``, a LeRobot dataset root, or camera keys + stats widths."""
     from lerobot.configs.types import FeatureType, PolicyFeature
 
-    from lerobot_vla_plugins.features import dataset_features, metaworld_features
+    from lerobot_vla_plugins.features import dataset_features, metaworld_policy_features
 
     state_dim, action_dim = (
         int(next(iter(stats[k].values())).numel()) for k in ("observation.state", "action")
@@ -332,7 +339,7 @@ def features_for(spec: str | None, cameras: str | None, stats: dict, image_shape
     if spec and cameras:
         raise ConversionError("pass either --features or --cameras, not both")
     if spec:
-        inputs, outputs = metaworld_features() if spec == "metaworld" else dataset_features(spec)
+        inputs, outputs = metaworld_policy_features() if spec == "metaworld" else dataset_features(spec)
     elif cameras:
         keys = [c.strip() for c in cameras.split(",") if c.strip()]
         bad = [k for k in keys if not k.startswith("observation.image")]
@@ -360,7 +367,7 @@ def features_for(spec: str | None, cameras: str | None, stats: dict, image_shape
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def expected_state_dict_shapes(config) -> dict[str, tuple]:
+def expected_state_dict_shapes(config: Evo1Config) -> dict[str, tuple]:
     """Parameter and buffer shapes of the ``Evo1Policy`` LeRobot builds for ``config`` (meta device, no weights).
 
     Raises:
@@ -385,7 +392,7 @@ def expected_state_dict_shapes(config) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in policy.state_dict().items()}
 
 
-def check_against_policy(state_dict: dict[str, torch.Tensor], config) -> None:
+def check_against_policy(state_dict: dict[str, torch.Tensor], config: Evo1Config) -> None:
     """Every tensor LeRobot's evo1 expects is present with its shape, and nothing else (a strict load)."""
     expected = expected_state_dict_shapes(config)
     missing = sorted(set(expected) - set(state_dict))
@@ -401,7 +408,9 @@ def check_against_policy(state_dict: dict[str, torch.Tensor], config) -> None:
         )
 
 
-def official_conventions(preprocessor, config, context: str) -> list[str]:
+def official_conventions(
+    preprocessor: PolicyProcessorPipeline, config: Evo1Config, context: str
+) -> list[str]:
     """Insert the official Evo-1 conventions into ``preprocessor`` right after its normalizer, in place.
 
     Adds :class:`~lerobot_vla_plugins.processors.evo1.Evo1BoundsClampStep` for the bounds normalisations (the official

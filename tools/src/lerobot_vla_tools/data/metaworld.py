@@ -39,32 +39,24 @@ import numpy as np
 
 from lerobot_vla_plugins.atomic import atomic_directory
 
+# The recorded layout is the light library's (converters need it too); re-exported here for the builder's users.
+from lerobot_vla_plugins.features import (  # noqa: F401
+    ACTION_KEY,
+    ACTION_NAMES,
+    IMAGE_KEY,
+    IMAGE_SHAPE,
+    STATE_KEY,
+    STATE_NAMES,
+    metaworld_features,
+)
+
 from .metaworld_tasks import TASK_DIFFICULTY, resolve_tasks
 from .quantiles import exact_quantile_stats
 
 logger = logging.getLogger(__name__)
 
 FPS = 80  # LeRobot's MetaworldEnv fps (metadata["render_fps"])
-IMAGE_KEY = "observation.image"
-STATE_KEY = "observation.state"
-ACTION_KEY = "action"
-IMAGE_SHAPE = (480, 480, 3)
 MAX_EPISODE_STEPS = 500  # MetaworldEnv._max_episode_steps
-STATE_NAMES = ["hand_x", "hand_y", "hand_z", "gripper"]
-ACTION_NAMES = ["delta_x", "delta_y", "delta_z", "gripper"]
-
-
-def metaworld_features(use_videos: bool = False) -> dict:
-    """LeRobot feature spec of a Meta-World demonstration dataset."""
-    return {
-        IMAGE_KEY: {
-            "dtype": "video" if use_videos else "image",
-            "shape": IMAGE_SHAPE,
-            "names": ["height", "width", "channels"],
-        },
-        STATE_KEY: {"dtype": "float32", "shape": (4,), "names": STATE_NAMES},
-        ACTION_KEY: {"dtype": "float32", "shape": (4,), "names": ACTION_NAMES},
-    }
 
 
 @dataclass

@@ -104,9 +104,9 @@ class PeakRSS:
 
 def case_features(features: str):
     """(input_features, output_features) of a case: ``"metaworld"`` or a LeRobot dataset root."""
-    from lerobot_vla_plugins.features import dataset_features, metaworld_features
+    from lerobot_vla_plugins.features import dataset_features, metaworld_policy_features
 
-    return metaworld_features() if features == "metaworld" else dataset_features(features)
+    return metaworld_policy_features() if features == "metaworld" else dataset_features(features)
 
 
 def synthetic_stats(input_features: dict, output_features: dict) -> dict:

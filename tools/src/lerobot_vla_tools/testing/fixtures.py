@@ -27,6 +27,9 @@ def _builder_fingerprint() -> str:
     data_dir = Path(__file__).resolve().parents[1] / "data"
     for name in ("metaworld.py", "metaworld_tasks.py", "quantiles.py"):
         h.update((data_dir / name).read_bytes())
+    import lerobot_vla_plugins.features as layout  # the recorded feature layout
+
+    h.update(Path(layout.__file__).read_bytes())
     return h.hexdigest()[:12]
 
 

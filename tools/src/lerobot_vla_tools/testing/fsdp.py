@@ -21,10 +21,10 @@ def tiny_a1(vlm_name: str):
     from lerobot_policy_a1.configuration_a1 import A1Config
     from lerobot_policy_a1.modeling_a1 import A1Policy
 
-    from lerobot_vla_plugins.features import metaworld_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
     from lerobot_vla_tools.testing.molmo import TINY_A1_EXPERT
 
-    inputs, outputs = metaworld_features()
+    inputs, outputs = metaworld_policy_features()
     cfg = A1Config(
         input_features=dict(inputs),
         output_features=dict(outputs),

@@ -145,6 +145,7 @@ class FakeRoboTwinTask:
         self.eval_success = False
 
     def setup_demo(self, **kwargs):
+        self.setup_kwargs = kwargs
         self.seed = kwargs["seed"]
         self.randomized = bool(kwargs.get("domain_randomization", {}).get("random_background", False))
         self.steps = 0
@@ -174,10 +175,12 @@ _CLEAN_SETUP = {
 }
 
 
-def install_fake_robotwin(set_attr=setattr) -> None:
+def install_fake_robotwin(set_attr=setattr, randomized_config: bool = True) -> None:
     """Patch LeRobot's RoboTwin task loader and config loader (and the randomized plugin's config loader).
 
     ``set_attr``: ``setattr`` (a process of its own) or a test's ``monkeypatch.setattr`` (undone afterwards).
+    ``randomized_config=False`` leaves the randomized plugin's YAML reader alone (a test that gives it a RoboTwin
+    ``envs`` package with ``task_config/demo_randomized.yml`` to read).
     """
     import lerobot.envs.robotwin as lerobot_robotwin
 
@@ -185,6 +188,8 @@ def install_fake_robotwin(set_attr=setattr) -> None:
     set_attr(
         lerobot_robotwin, "_load_robotwin_setup_kwargs", lambda name: {**_CLEAN_SETUP, "task_name": name}
     )
+    if not randomized_config:
+        return
     try:
         import lerobot_env_robotwin_randomized.robotwin_randomized as randomized
     except ImportError:

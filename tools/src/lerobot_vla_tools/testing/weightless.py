@@ -21,14 +21,18 @@ import contextlib
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lerobot_vla_plugins.presets import PRESET_DIR, available_presets, has_preset, load_preset, preset_config
+
+if TYPE_CHECKING:
+    import torch
 
 # Guards against nesting (the patches below are process-wide); never read by model code.
 _ACTIVE: list[str] = []
 
 
-def weightless_kwargs(policy_cls) -> dict:
+def weightless_kwargs(policy_cls: type) -> dict:
     """``{"weightless": True}`` for a policy class whose constructor takes ``weightless`` (ours: it then skips the
     weight files and trained inputs it reads outside transformers), else ``{}`` (e.g. LeRobot's own policies)."""
     params = inspect.signature(policy_cls.__init__).parameters
@@ -113,7 +117,7 @@ _ORIGINALS: dict = {}
 
 
 @contextlib.contextmanager
-def weightless_pretrained(device: str = "meta", dtype=None) -> Iterator[None]:
+def weightless_pretrained(device: str = "meta", dtype: torch.dtype | None = None) -> Iterator[None]:
     """Make transformers' ``from_pretrained`` build models from configs, reading no weights.
 
     Args:

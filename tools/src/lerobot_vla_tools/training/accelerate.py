@@ -57,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from lerobot_vla_plugins import compat
+
+    if compat.accelerate_env_refused():
+        print(
+            "note: this LeRobot refuses `accelerate launch --config_file` (it sets ACCELERATE_USE_FSDP); shard with "
+            "`torchrun --nproc_per_node=N $(which lerobot-train) --parallelism.dp_shard=N ...` instead: our "
+            "policies declare the same wrap units (_fsdp_wrap_modules)",
+            file=sys.stderr,
+        )
     return 0
 
 

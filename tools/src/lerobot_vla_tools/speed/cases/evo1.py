@@ -3,7 +3,7 @@
 * tiny: the testing kit's tiny InternVL (2-layer vision tower, 4-layer Qwen2, 32x32 images) and a 2-layer head.
 * paper: Evo-1's published size (InternVL3-1B-hf truncated to 14 language layers, 8-layer 896-wide head,
   horizon 50, 24-D padding; 0.77B parameters), built from the shipped config preset with random weights.
-  ``num_inference_timesteps`` stays at LeRobot's default (32); the official server uses 50 (reference notes B4).
+  ``num_inference_timesteps`` stays at LeRobot's default (32); the official server uses 50.
 """
 
 from __future__ import annotations
