@@ -38,6 +38,8 @@ class BenchCase:
         notes: optional one-line remark printed under the tables (e.g. what differs from the paper's setting).
         setup: optional function called with the built policy before it is measured (e.g. to switch on an
             inference optimisation such as ``lerobot_vla_plugins.speed.evo1.accelerate_evo1``).
+        backend: ``"eager"`` (the policy) or ``"onnx"`` (its chunk graph on onnxruntime's CPU provider,
+            ``lerobot_vla_tools.export``; inference rows only).
     """
 
     name: str
@@ -50,6 +52,7 @@ class BenchCase:
     dtype_overrides: dict = field(default_factory=dict)
     notes: str = ""
     setup: Callable[[Any], Any] | None = None
+    backend: str = "eager"
 
     def resolve_overrides(self, scratch: Path) -> dict:
         """The config overrides of this case with its local backbones built under ``scratch`` (``prepare``)."""

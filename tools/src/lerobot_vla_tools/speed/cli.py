@@ -6,6 +6,7 @@ Examples::
     lerobot-vla-speed --policies=evo1 --sizes=tiny --batch_sizes=1 --repeats=3
     lerobot-vla-speed --policies=evo1,vla_adapter --sizes=paper --device=cuda --dtype=bfloat16
     lerobot-vla-speed --sizes=tiny --compile_mode=default   # + a torch.compile row per policy of ours
+    lerobot-vla-speed --sizes=tiny --phases=infer --onnx=true  # + an onnxruntime row per exportable policy
     lerobot-vla-speed --list=true                       # the cases that exist
     lerobot-vla-speed --from_json=outputs/speed/speed.json   # the tables of a saved report
 
@@ -53,6 +54,9 @@ class SpeedConfig:
     # Also measure each policy of this package compiled (--policy.compile_model=true) in this torch.compile mode
     # ("default", "reduce-overhead" = CUDA graphs on a GPU, ...), as a "+ compile" row next to its eager row.
     compile_mode: str | None = None
+    # Also measure each exportable policy's ONNX chunk graph on onnxruntime's CPU provider (lerobot-vla-export), as
+    # a "+ onnx" row (inference only) next to its eager row.
+    onnx: bool = False
     # Where tiny backbones are built (default: a temporary directory).
     scratch_dir: str | None = None
     output_json: str = "outputs/speed/speed.json"
@@ -113,6 +117,7 @@ def settings_from(cfg: SpeedConfig) -> BenchSettings:
         timeout_s=cfg.timeout_s or None,
         scratch_dir=cfg.scratch_dir,
         compile_mode=cfg.compile_mode,
+        onnx=cfg.onnx,
     )
 
 

@@ -60,6 +60,8 @@ class BenchSettings:
     #: also measure every policy of this package with ``compile_model=True`` in this ``torch.compile`` mode
     #: (a "+ compile" row after its eager row); None: eager only
     compile_mode: str | None = None
+    #: also measure every exportable policy's ONNX chunk graph on onnxruntime (a "+ onnx" row after its eager row)
+    onnx: bool = False
 
 
 def select_cases(settings: BenchSettings, cases: list[BenchCase] | None = None) -> list[BenchCase]:
@@ -93,6 +95,8 @@ def select_cases(settings: BenchSettings, cases: list[BenchCase] | None = None) 
         selected = [
             v for c in selected for v in (c, compiled_variant(c, settings.compile_mode)) if v is not None
         ]
+    if settings.onnx:
+        selected = [v for c in selected for v in (c, onnx_variant(c)) if v is not None]
     return selected
 
 
@@ -120,6 +124,24 @@ def compiled_variant(case: BenchCase, mode: str) -> BenchCase | None:
         overrides={**case.overrides, "compile_model": True, "compile_mode": mode},
         paper_figure="",
         notes=f"torch.compile of the repeated blocks, mode {mode!r}; compilation is in the warm-up",
+    )
+
+
+def onnx_variant(case: BenchCase) -> BenchCase | None:
+    """The ``+ onnx`` row of ``case`` (its chunk graph on onnxruntime), or None where the policy type has no chunk
+    graph (``lerobot_vla_tools.export.onnx.export_refusal``) or the case is itself a variant."""
+    from lerobot_vla_tools.export.onnx import EXPORTED, export_refusal
+
+    if case.setup is not None or case.backend != "eager" or "compile_model" in case.overrides:
+        return None
+    if export_refusal(case.policy_type, case.overrides.get("backbone_family")) is not None:
+        return None
+    return replace(
+        case,
+        name=f"{case.name} + onnx",
+        backend="onnx",
+        paper_figure="",
+        notes=f"ONNX chunk graph ({EXPORTED[case.policy_type]}) on onnxruntime CPU; export in the build",
     )
 
 
@@ -231,6 +253,7 @@ def run_benchmark(settings: BenchSettings, cases: list[BenchCase] | None = None,
                         "warmup": settings.warmup,
                         "num_threads": settings.num_threads,
                         "setup": case.setup is not None,
+                        "backend": case.backend,
                     }
                     log(f"  {phase} batch={bsz} ...")
                     result = _run_worker(spec, workdir, settings.timeout_s, log)

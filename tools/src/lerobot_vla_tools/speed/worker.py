@@ -260,7 +260,9 @@ def _param_summary(policy) -> dict:
 # ---------------------------------------------------------------------------------------------- phases
 
 
-def measure_inference(spec: dict, policy, preprocessor, postprocessor, cfg, memory) -> dict:
+def measure_inference(spec: dict, policy, preprocessor, postprocessor, cfg, memory, runner=None) -> dict:
+    """Inference samples; with ``runner`` (an ONNX chunk graph) the refresh is ``runner(batch)`` and the chunk
+    time is the refresh (no queue to pop)."""
     import torch
 
     device, bsz = spec["device"], spec["batch_size"]
@@ -276,12 +278,12 @@ def measure_inference(spec: dict, policy, preprocessor, postprocessor, cfg, memo
         batch = preprocessor(dict(observation))
         _sync(device)
         t1 = time.perf_counter()
-        action = policy.select_action(batch)
+        action = policy.select_action(batch) if runner is None else runner(batch)[:, 0]
         _sync(device)
         t2 = time.perf_counter()
         postprocessor(action)
         t3 = time.perf_counter()
-        for _ in range(n_steps - 1):
+        for _ in range(n_steps - 1 if runner is None else 0):
             policy.select_action(batch)
         _sync(device)
         t4 = time.perf_counter()
@@ -411,9 +413,35 @@ def run(spec: dict) -> dict:
     memory = _CudaMemory() if spec["device"].startswith("cuda") else _CpuMemory(out["weights_bytes"])
     if spec["device"].startswith("cuda"):
         out["gpu_name"] = torch.cuda.get_device_name()
+    if spec.get("backend", "eager") == "onnx":
+        from lerobot_vla_tools.export import export_refusal
+
+        why = export_refusal(cfg.type, getattr(cfg, "backbone_family", None))
+        if why is not None or spec["phase"] != "infer":
+            return {**out, "skipped": why or "ONNX rows are inference only"}
+        runner, out["export_s"] = onnx_runner(spec, policy, preprocessor, cfg)
+        out.update(measure_inference(spec, policy, preprocessor, postprocessor, cfg, memory, runner))
+        return out
     measure = measure_inference if spec["phase"] == "infer" else measure_training
     out.update(measure(spec, policy, preprocessor, postprocessor, cfg, memory))
     return out
+
+
+def onnx_runner(spec: dict, policy, preprocessor, cfg):
+    """(onnxruntime runner of the policy's chunk graph for the bench observation, export seconds)."""
+    import tempfile
+
+    import torch
+
+    from lerobot_vla_tools.export import OnnxChunkRunner, export_chunk_graph
+
+    batch = preprocessor(
+        observation_batch(cfg.input_features, spec["batch_size"], torch.Generator().manual_seed(1))
+    )
+    path = Path(tempfile.mkdtemp(prefix="lerobot-vla-speed-onnx-")) / "chunk.onnx"
+    t0 = time.perf_counter()
+    export_chunk_graph(policy.eval(), batch, path)
+    return OnnxChunkRunner(path, num_threads=spec.get("num_threads")), time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
