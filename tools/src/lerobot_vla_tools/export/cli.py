@@ -59,7 +59,7 @@ def example_batch(policy, preprocessor, batch_size: int, task: str, seed: int = 
     """A preprocessed observation batch shaped like the policy's input features (random values) with ``task``."""
     import torch
 
-    from lerobot_vla_tools.speed.worker import observation_batch
+    from lerobot_vla_tools.batches import observation_batch
 
     obs = observation_batch(policy.config.input_features, batch_size, torch.Generator().manual_seed(seed))
     obs["task"] = [task] * batch_size

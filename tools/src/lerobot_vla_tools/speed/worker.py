@@ -30,9 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Prompt used for every case (the Meta-World task the datasets of the testing kit use).
-BENCH_PROMPT = "Press a button from the top"
-
+# shared with lerobot-vla-export, which checks parity on the same inputs
+from lerobot_vla_tools.batches import BENCH_PROMPT, observation_batch  # noqa: F401
 
 # ---------------------------------------------------------------------------------------------- memory
 
@@ -137,24 +136,6 @@ def synthetic_stats(input_features: dict, output_features: dict) -> dict:
             "count": torch.tensor([1000]),
         }
     return stats
-
-
-def observation_batch(input_features: dict, batch_size: int, generator) -> dict:
-    """An observation batch as ``lerobot-eval`` hands it to the preprocessor (after ``preprocess_observation``).
-
-    Images ``(B, C, H, W)`` float in [0, 1], vectors ``(B, D)``, and the task prompt.
-    """
-    import torch
-    from lerobot.configs.types import FeatureType
-
-    obs: dict[str, Any] = {}
-    for key, feat in input_features.items():
-        if feat.type is FeatureType.VISUAL:
-            obs[key] = torch.rand((batch_size, *feat.shape), generator=generator)
-        else:
-            obs[key] = torch.randn((batch_size, *feat.shape), generator=generator)
-    obs["task"] = [BENCH_PROMPT] * batch_size
-    return obs
 
 
 def training_batch(config, input_features: dict, output_features: dict, batch_size: int, generator) -> dict:
