@@ -18,7 +18,7 @@ def metaworld_dataset() -> tuple[str, os.PathLike]:
 
     Returns ``(repo_id, root)``.
     """
-    from lerobot_vla_plugins.testing.fixtures import cached_metaworld_dataset
+    from lerobot_vla_tools.testing.fixtures import cached_metaworld_dataset
 
     return cached_metaworld_dataset(episodes=2)
 
@@ -26,6 +26,6 @@ def metaworld_dataset() -> tuple[str, os.PathLike]:
 @pytest.fixture(scope="session")
 def tiny_internvl(tmp_path_factory):
     """Path of a tiny InternVL checkpoint (2-layer vision, 4-layer Qwen2, 32x32 images) with its tokenizer."""
-    from lerobot_vla_plugins.testing import build_tiny_internvl
+    from lerobot_vla_tools.testing import build_tiny_internvl
 
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny_internvl"))

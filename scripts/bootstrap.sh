@@ -5,7 +5,7 @@
 #   1. finds a Python 3.12 interpreter, even where `python3` is older and 3.12 is only reachable
 #      through a version manager (pyenv, asdf, uv-managed or system installs);
 #   2. creates .venv with it and installs uv (from the package index) into it;
-#   3. runs `uv sync --all-packages --locked`: the core, every plugin of the workspace and the dev tools,
+#   3. runs `uv sync --all-packages --locked`: the light library, every plugin, the tools distribution and the dev tools,
 #      exactly as pinned in uv.lock.
 # Nothing but packages from the package index is downloaded. Override the interpreter with PYTHON=/path.
 set -euo pipefail

@@ -10,7 +10,7 @@
 #   1. speed:      every paper-size row of lerobot-vla-speed, bf16, batch 1, inference, each policy of ours also
 #                  with --compile_mode=reduce-overhead (CUDA graphs, the mode tests/test_compile.py checks); one
 #                  case at a time (45 s each at most), the tables rewritten after each, so a timeout keeps them
-#   2. early_exit: the A1 early-exit benchmark at paper size (python -m lerobot_vla_plugins.bench.early_exit)
+#   2. early_exit: the A1 early-exit benchmark at paper size (python -m lerobot_vla_tools.speed.early_exit)
 #   3. cuda_graphs: tests/test_compile.py::test_cuda_graphs_give_the_eager_chunk (skipped without a GPU)
 # Output: <out>/gpu_bench.json (machine, every step's command, exit status, wall time and results) and
 # <out>/gpu_bench.md (the tables), plus each step's own files, stdout (<step>.out) and stderr (<step>.log).
@@ -44,7 +44,7 @@ done
 
 # Our distributions (built from this repo) and the packages LeRobot needs that the machine's image lacks or has in a
 # version LeRobot 0.6.1 refuses (transformers < 5.6; tokenizers to match). Versions: uv.lock.
-OURS=(lerobot_vla_plugins lerobot_policy_a1 lerobot_policy_seer lerobot_policy_vita_vla lerobot_policy_vla_adapter)
+OURS=(lerobot_vla_plugins lerobot_vla_tools lerobot_policy_a1 lerobot_policy_seer lerobot_policy_vita_vla lerobot_policy_vla_adapter)
 THEIRS=(lerobot draccus mergedeep toml transformers tokenizers gymnasium farama-notifications termcolor num2words
   docopt datasets dill multiprocess av jsonlines)
 
@@ -54,6 +54,7 @@ if [ "$PREPARE" = 1 ]; then
   UV="${UV:-.venv/bin/uv}"
   mkdir -p "$WHEELS"
   "$UV" build --wheel --package lerobot_vla_plugins -o "$WHEELS"
+  "$UV" build --wheel --package lerobot_vla_tools -o "$WHEELS"  # the speed benchmarks and the testing kit
   for d in policies/lerobot_policy_*; do "$UV" build --wheel "$d" -o "$WHEELS"; done
   reqs="$("$UV" export --frozen --no-hashes --no-dev --all-packages --no-emit-workspace)"
   for name in "${THEIRS[@]}"; do
@@ -66,7 +67,7 @@ if [ "$PREPARE" = 1 ]; then
       .venv/bin/python -m pip wheel -q --no-deps -w "$WHEELS" "$pin"
   done
   # the early-exit benchmark's frames: the testing kit's 2-episode Meta-World dataset (MP4), carried along
-  ds="$(.venv/bin/python -c 'from lerobot_vla_plugins.testing.fixtures import cached_metaworld_dataset as c; print(c(episodes=2)[1])')"
+  ds="$(.venv/bin/python -c 'from lerobot_vla_tools.testing.fixtures import cached_metaworld_dataset as c; print(c(episodes=2)[1])')"
   rm -rf "$WHEELS/metaworld_2ep" && cp -r "$ds" "$WHEELS/metaworld_2ep"
   du -sh "$WHEELS"
   exit 0
@@ -158,8 +159,8 @@ from pathlib import Path
 
 import draccus
 
-from lerobot_vla_plugins.bench.cli import SpeedConfig, settings_from
-from lerobot_vla_plugins.bench.harness import format_markdown, run_benchmark, select_cases
+from lerobot_vla_tools.speed.cli import SpeedConfig, settings_from
+from lerobot_vla_tools.speed.harness import format_markdown, run_benchmark, select_cases
 
 cfg = draccus.parse(SpeedConfig, args=sys.argv[1:])
 settings = settings_from(cfg)
@@ -174,8 +175,8 @@ print(format_markdown(report))
 PY
 step speed "$T_SPEED" "python3 $OUT/speed_by_case.py ${GPU_SPEED_ARGS[*]} ${SPEED_OUT[*]}" \
   "$PY" "$OUT/speed_by_case.py" "${SPEED_ARGS[@]}" "${SPEED_OUT[@]}"
-step early_exit "$T_EXIT" "python3 -m lerobot_vla_plugins.bench.early_exit ${GPU_EXIT_ARGS[*]} ${EXIT_OUT[*]}" \
-  "$PY" -m lerobot_vla_plugins.bench.early_exit "${EXIT_ARGS[@]}" "${EXIT_OUT[@]}"
+step early_exit "$T_EXIT" "python3 -m lerobot_vla_tools.speed.early_exit ${GPU_EXIT_ARGS[*]} ${EXIT_OUT[*]}" \
+  "$PY" -m lerobot_vla_tools.speed.early_exit "${EXIT_ARGS[@]}" "${EXIT_OUT[@]}"
 step cuda_graphs "$T_TEST" "python3 ${TEST[*]}" "$PY" "${TEST[@]}"
 
 # ---- one JSON + one markdown file

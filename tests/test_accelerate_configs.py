@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from lerobot_vla_plugins.training.accelerate import available_configs, config_path, launch_env, main
+from lerobot_vla_tools.training.accelerate import available_configs, config_path, launch_env, main
 
 
 def test_fsdp_7b_is_what_lerobots_fsdp_path_needs():

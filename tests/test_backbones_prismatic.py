@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
 
 from lerobot_vla_plugins.backbones import load_backbone_class
 from lerobot_vla_plugins.backbones.prismatic import PrismaticBackbone, prismatic_prompt
-from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,7 @@ def test_hidden_states_equal_the_language_models_own_forward(backbone):
 def test_from_parts_takes_each_towers_second_to_last_block_patch_tokens(tmp_path):
     """Full published-style towers (3 blocks) saved separately: the backbone keeps 2 blocks, and its patch
     features equal the towers' own hidden_states[-2] without CLS/register tokens."""
+    from lerobot_vla_tools.testing.tokenizers import train_byte_level_bpe
     from transformers import (
         Dinov2WithRegistersConfig,
         Dinov2WithRegistersModel,
@@ -74,8 +75,6 @@ def test_from_parts_takes_each_towers_second_to_last_block_patch_tokens(tmp_path
         SiglipVisionConfig,
         SiglipVisionModel,
     )
-
-    from lerobot_vla_plugins.testing.tokenizers import train_byte_level_bpe
 
     torch.manual_seed(0)
     dino = Dinov2WithRegistersModel(

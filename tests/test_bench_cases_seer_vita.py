@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from lerobot_vla_plugins.bench import iter_cases
+from lerobot_vla_tools.speed import iter_cases
 
 CASES = [c for c in iter_cases() if c.policy_type in ("seer", "vita_vla")]
 
@@ -15,7 +14,7 @@ def _config(case, extra: dict):
     from lerobot.policies.factory import make_policy_config
     from lerobot.utils.import_utils import register_third_party_plugins
 
-    from lerobot_vla_plugins.cli.info import metaworld_policy_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     register_third_party_plugins()
 
@@ -116,7 +115,7 @@ def _published_parts(case, cfg) -> dict[str, int]:
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.size == "paper"], ids=lambda c: c.name)
 def test_paper_case_builds_the_published_parts_at_their_published_sizes(case, tmp_path):
-    from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
+    from lerobot_vla_tools.cli.info import build_on_meta, count_parameters
 
     cfg = _config(case, case.resolve_overrides(tmp_path))
     counts = count_parameters(build_on_meta(cfg), depth=4)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from lerobot_vla_plugins.bench import BenchCase, iter_cases
-from lerobot_vla_plugins.bench.cli import SpeedConfig, settings_from
-from lerobot_vla_plugins.bench.harness import (
+from lerobot_vla_tools.speed import BenchCase, iter_cases
+from lerobot_vla_tools.speed.cli import SpeedConfig, settings_from
+from lerobot_vla_tools.speed.harness import (
     GIB,
     BenchSettings,
     format_markdown,
@@ -19,7 +18,7 @@ from lerobot_vla_plugins.bench.harness import (
     smallest_gpu,
     train_bytes_at,
 )
-from lerobot_vla_plugins.testing import run_cli
+from lerobot_vla_tools.testing import run_cli
 
 TINY_CASES = ("evo1@tiny",)
 
@@ -90,7 +89,7 @@ def test_compile_mode_adds_a_compiled_row_after_each_policy_of_ours(monkeypatch)
     assert cases[2].overrides == {"size": "base"}  # the eager case is unchanged
     assert select_cases(BenchSettings(sizes=["tiny"]), cases) == cases
     # lerobot-vla-speed selects once and hands the selection to run_benchmark, which measures it as given
-    from lerobot_vla_plugins.bench import harness
+    from lerobot_vla_tools.speed import harness
 
     measured_keys = []
     monkeypatch.setattr(
@@ -166,8 +165,7 @@ def test_ratios_are_relative_to_upstream_evo1_at_the_same_size(tiny_report):
 def test_the_smolvla_paper_case_is_the_published_045b_model(tmp_path):
     """SmolVLA reports 0.45B parameters; the SmolVLM2-500M preset + smolvla defaults must give exactly that."""
     from lerobot.policies.factory import make_policy_config
-
-    from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
+    from lerobot_vla_tools.cli.info import build_on_meta, count_parameters
 
     (case,) = [c for c in iter_cases() if c.key == "smolvla@paper"]
     overrides = case.prepare(tmp_path)
@@ -189,8 +187,7 @@ def test_a_failing_case_is_reported_and_does_not_stop_the_run():
 
 def test_peak_rss_sees_an_allocation_made_inside_the_block():
     import torch
-
-    from lerobot_vla_plugins.bench.worker import PeakRSS, rss_bytes
+    from lerobot_vla_tools.speed.worker import PeakRSS, rss_bytes
 
     before = rss_bytes()
     with PeakRSS() as peak:
@@ -212,7 +209,7 @@ def test_training_memory_extrapolates_only_the_activations_with_the_batch():
 
 
 def test_saved_reports_are_rendered_again_without_measuring(tiny_report, tmp_path, capsys):
-    from lerobot_vla_plugins.bench.cli import main
+    from lerobot_vla_tools.speed.cli import main
 
     report, markdown, _ = tiny_report
     (tmp_path / "r.json").write_text(json.dumps(report))

@@ -1,4 +1,4 @@
-"""The RTC-vs-sync smoothness benchmark (lerobot_vla_plugins/bench/rtc_smoothness.py): its schedules follow LeRobot's
+"""The RTC-vs-sync smoothness benchmark (tools/src/lerobot_vla_tools/speed/rtc_smoothness.py): its schedules follow LeRobot's
 sync engine and RTC ``ActionQueue``, its jerk is the third difference, and it runs a real RTC policy (tiny A1)."""
 
 from __future__ import annotations
@@ -7,8 +7,7 @@ import math
 
 import pytest
 import torch
-
-from lerobot_vla_plugins.bench.rtc_smoothness import boundary_stats, compare, jerk, run_rtc, run_sync
+from lerobot_vla_tools.speed.rtc_smoothness import boundary_stats, compare, jerk, run_rtc, run_sync
 
 
 class CountingChunks:
@@ -81,7 +80,7 @@ def test_jerk_is_the_third_difference_times_fps_cubed():
 
 
 def test_boundary_stencils_are_separated_from_the_inside_of_chunks():
-    from lerobot_vla_plugins.bench.rtc_smoothness import Rollout
+    from lerobot_vla_tools.speed.rtc_smoothness import Rollout
 
     a = torch.zeros(12, 1)
     a[6:] = 1.0  # a step at the boundary tick 6
@@ -95,8 +94,7 @@ def test_a1_runs_through_the_benchmark_in_both_modes(tmp_path):
     from lerobot.policies.rtc.configuration_rtc import RTCConfig
     from lerobot_policy_a1.configuration_a1 import A1Config
     from lerobot_policy_a1.modeling_a1 import A1Policy
-
-    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+    from lerobot_vla_tools.testing.molmo import build_tiny_molmo
 
     cfg = A1Config(
         vlm_name=str(build_tiny_molmo(tmp_path / "vlm")),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lerobot_vla_tools.speed import iter_cases
+from lerobot_vla_tools.speed.worker import build_policy, observation_batch, training_batch
 
-from lerobot_vla_plugins.bench import iter_cases
-from lerobot_vla_plugins.bench.worker import build_policy, observation_batch, training_batch
 from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.speed.compile import (
     COMPILE_MODES,

@@ -1,4 +1,4 @@
-"""The local Meta-World demonstration builder (lerobot_vla_plugins.data.metaworld)."""
+"""The local Meta-World demonstration builder (lerobot_vla_tools.data.metaworld)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from lerobot_vla_plugins.data import metaworld as mw
-from lerobot_vla_plugins.data.metaworld import MetaWorldBuildConfig, build_metaworld_dataset
-from lerobot_vla_plugins.data.metaworld_tasks import (
+from lerobot_vla_tools.data import metaworld as mw
+from lerobot_vla_tools.data.metaworld import MetaWorldBuildConfig, build_metaworld_dataset
+from lerobot_vla_tools.data.metaworld_tasks import (
     ALL_TASKS,
     PAPER_PROMPTS,
     TASK_GROUPS,
@@ -209,7 +208,7 @@ def test_overwrite_replaces_only_after_completion(tmp_path, monkeypatch):
 
 
 def test_cli_reports_bad_input_with_exit_code_2(capsys):
-    from lerobot_vla_plugins.data.cli import main
+    from lerobot_vla_tools.data.cli import main
 
     assert main(["metaworld", "--tasks=teleport-v3", "--root=/nonexistent/x"]) == 2
     assert "unknown Meta-World task or group 'teleport-v3'" in capsys.readouterr().err

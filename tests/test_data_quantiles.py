@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-
-from lerobot_vla_plugins.data.quantiles import exact_quantile_stats
+from lerobot_vla_tools.data.quantiles import exact_quantile_stats
 
 
 @pytest.fixture

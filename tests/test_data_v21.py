@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from lerobot_vla_plugins.data.v21 import ImportV21Config, import_v21
+from lerobot_vla_tools.data.v21 import ImportV21Config, import_v21
 
 FPS = 10
 H = W = 32
@@ -226,7 +225,7 @@ def test_import_refuses_an_existing_output(tmp_path, converted):
 
 
 def test_cli_import_prints_the_result(tmp_path, capsys):
-    from lerobot_vla_plugins.data.cli import main
+    from lerobot_vla_tools.data.cli import main
 
     src = tmp_path / "ds_v21"
     write_v21_dataset(src, episodes=1, length=5)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from lerobot_vla_plugins.cli.demo import DemoConfig, parse_losses, plot_loss
+from lerobot_vla_tools.cli.demo import DemoConfig, parse_losses, plot_loss
 
 # Lines as lerobot-train 0.6.1 logs them (step numbers are rounded: "1K").
 LOG = """\
@@ -34,7 +33,7 @@ def test_defaults_are_the_documented_embedded_run():
 
 
 def test_an_unknown_policy_is_a_clear_error(tmp_path):
-    from lerobot_vla_plugins.cli.demo import bench_case_recipe
+    from lerobot_vla_tools.cli.demo import bench_case_recipe
 
     with pytest.raises(ValueError, match="no tiny bench case for 'nope'"):
         bench_case_recipe("nope", tmp_path)
@@ -42,7 +41,7 @@ def test_an_unknown_policy_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_at_reduced_size(tmp_path):
-    from lerobot_vla_plugins.testing import run_cli
+    from lerobot_vla_tools.testing import run_cli
 
     out = tmp_path / "demo"
     proc = run_cli(
@@ -79,7 +78,7 @@ RECORDED = (
 def test_demo_output_hides_encoder_lines_and_keeps_progress_bars_and_summary(tmp_path, capsys):
     import sys
 
-    from lerobot_vla_plugins.cli.demo import _run
+    from lerobot_vla_tools.cli.demo import _run
 
     script = (
         tmp_path / "record.py"
@@ -123,8 +122,7 @@ def _encode_with_svt(env: dict) -> str:
 
 def test_the_demo_silences_the_svt_av1_encoder_at_its_source(tmp_path):
     import av
-
-    from lerobot_vla_plugins.cli.demo import QUIET_ENCODER_ENV
+    from lerobot_vla_tools.cli.demo import QUIET_ENCODER_ENV
 
     if "libsvtav1" not in av.codecs_available:
         pytest.skip("this PyAV build has no libsvtav1")

@@ -18,14 +18,14 @@ import sys
 
 import pytest
 import torch
+from lerobot_vla_tools.convert.evo1 import ConversionError, convert, main, select_stats
+from lerobot_vla_tools.testing import build_tiny_internvl, run_cli
 from torch import nn
 
-from lerobot_vla_plugins.convert.evo1 import ConversionError, convert, main, select_stats
 from lerobot_vla_plugins.convert.internvl import (
     UnsupportedInternVLKeyError,
     convert_remote_internvl_state_dict,
 )
-from lerobot_vla_plugins.testing import build_tiny_internvl, run_cli
 
 # Tiny official EvoConfig (Evo_1/config.py fields; the README recipe's horizon/24-D padding/dropout, tiny widths).
 HORIZON, ACTION_PAD, STATE_PAD, EMBED, HIDDEN, HEADS, BLOCKS = 8, 24, 24, 64, 128, 4, 2
@@ -496,8 +496,7 @@ def test_the_checkpoint_runs_through_lerobots_eval_path(converted):
     from lerobot.envs.factory import make_env, make_env_pre_post_processors
     from lerobot.envs.utils import preprocess_observation
     from lerobot.policies.factory import make_policy, make_pre_post_processors
-
-    from lerobot_vla_plugins.testing import TEST_TASK
+    from lerobot_vla_tools.testing import TEST_TASK
 
     out = str(converted[0])
     cfg = PreTrainedConfig.from_pretrained(out)
@@ -593,7 +592,7 @@ def test_bad_inputs_are_refused_with_the_fix_and_nothing_is_written(tmp_path, na
     3600
 )  # a full episode with the official 1024-token context (about 1 s per query on 2 cores)
 def test_lerobot_eval_runs_a_converted_checkpoint_in_metaworld(converted, tmp_path):
-    from lerobot_vla_plugins.testing import TEST_TASK
+    from lerobot_vla_tools.testing import TEST_TASK
 
     out = tmp_path / "eval"
     run_cli(
@@ -617,11 +616,11 @@ def test_a_paper_size_official_key_set_converts_to_lerobots_077b_evo1():
     converted tensor has the name and shape LeRobot's paper-size evo1 expects (no weights involved)."""
     from lerobot.policies.evo1.configuration_evo1 import Evo1Config
     from lerobot.policies.evo1.flow_matching import FlowmatchingActionHead
+    from lerobot_vla_tools.convert.evo1 import check_against_policy, convert_state_dict
+    from lerobot_vla_tools.testing.weightless import weightless_pretrained
     from transformers import AutoModel
 
-    from lerobot_vla_plugins.cli.info import metaworld_policy_features
-    from lerobot_vla_plugins.convert.evo1 import check_against_policy, convert_state_dict
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     with weightless_pretrained("meta"), torch.device("meta"):
         native = AutoModel.from_pretrained("OpenGVLab/InternVL3-1B-hf").state_dict()

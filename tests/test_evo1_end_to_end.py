@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from lerobot_vla_tools.testing import TEST_TASK, run_cli
+from lerobot_vla_tools.testing.evo1 import TINY_EVO1_FLAGS
 from safetensors.torch import load_file
-
-from lerobot_vla_plugins.testing import TEST_TASK, run_cli
-from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
 
 
 @pytest.fixture(scope="module")

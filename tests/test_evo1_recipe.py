@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from lerobot_vla_tools.recipes.evo1_two_stage import TRAIN_MODULE, launcher, parse_args, plan, run
+from lerobot_vla_tools.testing import run_cli
 from safetensors.torch import load_file
-
-from lerobot_vla_plugins.recipes.evo1_two_stage import TRAIN_MODULE, launcher, parse_args, plan, run
-from lerobot_vla_plugins.testing import run_cli
 
 DATASET = ["--dataset.repo_id=local/mw", "--dataset.root=/data/mw"]
 
@@ -316,7 +315,7 @@ def _stage2_policy(backbone, tmp_path, **override):
     from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
     from lerobot.policies.factory import make_policy_config
 
-    from lerobot_vla_plugins.cli.info import metaworld_policy_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     _, s2 = plan(parse_args([*DATASET, f"--output_dir={tmp_path}"]))
     stage2 = {
@@ -427,9 +426,8 @@ def _official_transforms(size):
 def test_the_official_augmentation_is_the_official_loaders_image_path():
     """Half the frames augmented (crop 0.95-1, +-5 degrees, jitter 0.3/0.4/0.5/0.08), half only resized, every frame
     448 x 448, each exactly what the official transforms give for the same random draws."""
+    from lerobot_vla_tools.recipes.evo1_augmentation import Evo1Augmentation
     from PIL import Image
-
-    from lerobot_vla_plugins.recipes.evo1_augmentation import Evo1Augmentation
 
     transform = Evo1Augmentation(size=64)
     basic, aug = _official_transforms(64)
@@ -455,8 +453,7 @@ def test_lerobot_builds_the_recipes_augmentation_once_registered(tmp_path):
     import draccus
     from lerobot.configs.default import DatasetConfig
     from lerobot.transforms.transforms import ImageTransforms
-
-    from lerobot_vla_plugins.recipes.evo1_augmentation import Evo1Augmentation, register_evo1_augmentation
+    from lerobot_vla_tools.recipes.evo1_augmentation import Evo1Augmentation, register_evo1_augmentation
 
     s1, _ = plan(parse_args([*DATASET, f"--output_dir={tmp_path}", "--policy.image_resolution=[32,32]"]))
     options = [a.removeprefix("--dataset.") for a in s1.args if a.startswith("--dataset.image_transforms")]

@@ -1,4 +1,4 @@
-"""ONNX chunk graphs (``lerobot_vla_plugins.export``): parity with eager within 1e-4 on the tiny bench cases.
+"""ONNX chunk graphs (``lerobot_vla_tools.export``): parity with eager within 1e-4 on the tiny bench cases.
 
 Each case is the policy's ``lerobot-vla-speed`` tiny case (random weights, Meta-World features: one 480x480 camera,
 4-D state), preprocessed by its own pipeline; flow-matching graphs take the noise as an input, so eager and
@@ -24,8 +24,8 @@ CASES = {
 
 def build(policy_type: str, scratch: Path):
     """(policy, preprocessor) of the tiny bench case of ``policy_type``."""
-    from lerobot_vla_plugins.bench import iter_cases
-    from lerobot_vla_plugins.bench.worker import build_policy
+    from lerobot_vla_tools.speed import iter_cases
+    from lerobot_vla_tools.speed.worker import build_policy
 
     (case,) = [c for c in iter_cases() if c.key == CASES[policy_type]]
     spec = {
@@ -41,7 +41,7 @@ def build(policy_type: str, scratch: Path):
 
 
 def example(policy, pre, seed: int, task: str = "Press a button from the top") -> dict:
-    from lerobot_vla_plugins.export.cli import example_batch
+    from lerobot_vla_tools.export.cli import example_batch
 
     return example_batch(policy, pre, 1, task, seed=seed)
 
@@ -49,7 +49,7 @@ def example(policy, pre, seed: int, task: str = "Press a button from the top") -
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """``{policy_type: (policy, preprocessor, runner)}``, exported on first use."""
-    from lerobot_vla_plugins.export import OnnxChunkRunner, export_chunk_graph
+    from lerobot_vla_tools.export import OnnxChunkRunner, export_chunk_graph
 
     root = tmp_path_factory.mktemp("export")
     done: dict = {}
@@ -67,7 +67,7 @@ def exported(tmp_path_factory):
 
 @pytest.mark.parametrize("policy_type", ["vla_adapter", "seer", pytest.param("a1", marks=pytest.mark.slow)])
 def test_onnx_chunk_matches_eager_on_an_observation_it_was_not_traced_on(policy_type, exported):
-    from lerobot_vla_plugins.export import parity
+    from lerobot_vla_tools.export import parity
 
     policy, pre, runner = exported(policy_type)
     batch = example(policy, pre, seed=3)  # other images and state than the traced example
@@ -81,7 +81,7 @@ def test_onnx_chunk_matches_eager_on_an_observation_it_was_not_traced_on(policy_
 @pytest.mark.slow
 def test_flow_matching_graph_follows_its_noise_input(exported):
     """Two noises give two chunks (the noise is a real input, not a traced constant); the same noise, one."""
-    from lerobot_vla_plugins.export import make_noise
+    from lerobot_vla_tools.export import make_noise
 
     policy, pre, runner = exported("a1")
     batch = example(policy, pre, seed=4)
@@ -97,7 +97,7 @@ def test_runner_refuses_a_prompt_the_graph_was_not_exported_for(exported):
 
 
 def test_runner_refuses_another_batch_size_naming_the_input(exported):
-    from lerobot_vla_plugins.export.cli import example_batch
+    from lerobot_vla_tools.export.cli import example_batch
 
     policy, pre, runner = exported("vla_adapter")
     batch = example_batch(policy, pre, 2, "Press a button from the top")
@@ -106,7 +106,7 @@ def test_runner_refuses_another_batch_size_naming_the_input(exported):
 
 
 def test_policies_without_a_chunk_graph_say_why():
-    from lerobot_vla_plugins.export import check_exportable
+    from lerobot_vla_tools.export import check_exportable
 
     with pytest.raises(
         ValueError, match="vita_vla: no ONNX export .*nonzero.*exported policy types: a1, seer"
@@ -118,10 +118,9 @@ def test_export_command_writes_the_graph_and_its_parity(tmp_path):
     import json
 
     from lerobot.policies.factory import make_pre_post_processors
-
-    from lerobot_vla_plugins.bench.worker import synthetic_stats
-    from lerobot_vla_plugins.testing.fixtures import run_cli
-    from lerobot_vla_plugins.testing.robot_policy import save_checkpoint
+    from lerobot_vla_tools.speed.worker import synthetic_stats
+    from lerobot_vla_tools.testing.fixtures import run_cli
+    from lerobot_vla_tools.testing.robot_policy import save_checkpoint
 
     policy, _ = build("seer", tmp_path / "scratch")
     stats = synthetic_stats(policy.config.input_features, policy.config.output_features)
@@ -137,13 +136,13 @@ def test_export_command_writes_the_graph_and_its_parity(tmp_path):
 
 
 def test_export_command_refuses_a_directory_without_a_checkpoint(tmp_path):
-    from lerobot_vla_plugins.export.cli import main
+    from lerobot_vla_tools.export.cli import main
 
     assert main([f"--policy_path={tmp_path}"]) == 2
 
 
 def test_speed_bench_adds_an_onnx_row_after_each_exportable_eager_row():
-    from lerobot_vla_plugins.bench.harness import BenchSettings, select_cases
+    from lerobot_vla_tools.speed.harness import BenchSettings, select_cases
 
     keys = [c.key for c in select_cases(BenchSettings(sizes=["tiny"], onnx=True))]
     for name in ("vla_adapter (pro, tiny)", "seer", "a1 (tiny, flow matching)"):

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_bench.sh"
 REQUIRED = [
     "lerobot_vla_plugins-0.1.0",
+    "lerobot_vla_tools-0.1.0",
     "lerobot_policy_a1-0.1.0",
     "lerobot_policy_seer-0.1.0",
     "lerobot_policy_vita_vla-0.1.0",

@@ -109,7 +109,7 @@ def test_assemble_prefix_reports_inline_positions_like_extras():
 
 
 def test_vita_preset_builds_the_paper_size_backbone_without_weights():
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_tools.testing.weightless import weightless_pretrained
 
     with weightless_pretrained("meta"):
         bb = InternVLBackbone.from_pretrained("VITA-MLLM/VITA-1.5", dtype="bfloat16", image_size=200)

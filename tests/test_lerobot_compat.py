@@ -16,11 +16,11 @@ import pytest
 import torch
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.hub import HubMixin
+from lerobot_vla_tools.speed import iter_cases
+from lerobot_vla_tools.speed.worker import build_policy
 from safetensors.torch import load_file
 
 from lerobot_vla_plugins import compat
-from lerobot_vla_plugins.bench import iter_cases
-from lerobot_vla_plugins.bench.worker import build_policy
 
 REPO = Path(__file__).resolve().parents[1]
 #: the policies that extend _save_pretrained, and what each writes next to LeRobot's files
@@ -146,7 +146,7 @@ def _released_062_set_fsdp_wrap_modules(accelerator, policy) -> None:
 
 
 def test_fsdp_wrap_units_resolve_under_dp_shard_as_under_the_shipped_accelerate_config(policy):
-    from lerobot_vla_plugins.training.accelerate import config_path
+    from lerobot_vla_tools.training.accelerate import config_path
 
     plugin = SimpleNamespace(min_num_params=0, transformer_cls_names_to_wrap=None)
     _released_062_set_fsdp_wrap_modules(SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)), policy)
@@ -238,7 +238,7 @@ def test_every_pyproject_pins_the_tested_lerobot_range_and_the_installed_version
 
 
 def test_the_accelerate_config_tool_points_0_6_2_users_to_dp_shard(monkeypatch, capsys):
-    from lerobot_vla_plugins.training import accelerate
+    from lerobot_vla_tools.training import accelerate
 
     monkeypatch.setattr(compat, "accelerate_env_refused", lambda: True)
     assert accelerate.main(["fsdp_7b"]) == 0

@@ -12,6 +12,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from lerobot_vla_tools.testing.molmo import (
+    TinyMolmoSpec,
+    build_tiny_molmo,
+    molmo_original_state_dict,
+    tiny_molmo_tokenizer,
+)
 
 from lerobot_vla_plugins.backbones import DecoderStack, load_backbone_class
 from lerobot_vla_plugins.backbones.molmo import (
@@ -22,12 +28,6 @@ from lerobot_vla_plugins.backbones.molmo import (
 )
 from lerobot_vla_plugins.convert.molmo import convert_molmo_state_dict, save_molmo_backbone
 from lerobot_vla_plugins.errors import ConversionError
-from lerobot_vla_plugins.testing.molmo import (
-    TinyMolmoSpec,
-    build_tiny_molmo,
-    molmo_original_state_dict,
-    tiny_molmo_tokenizer,
-)
 
 SPEC = TinyMolmoSpec()
 
@@ -218,7 +218,7 @@ def test_converter_refuses_a_checkpoint_that_is_not_molmo():
 
 
 def test_paper_size_backbone_builds_from_presets_on_the_meta_device():
-    from lerobot_vla_plugins.presets import weightless_pretrained
+    from lerobot_vla_tools.testing.weightless import weightless_pretrained
 
     with weightless_pretrained("meta"):
         bb = MolmoBackbone.from_pretrained("openai/clip-vit-large-patch14-336+Qwen/Qwen2-7B")
@@ -260,10 +260,10 @@ def test_released_a1_view_layout_writes_every_view_into_the_first_views_slots(tm
 def test_molmo_converter_refuses_non_finite_weights_unless_allowed(tmp_path, capsys):
     import json
 
+    from lerobot_vla_tools.testing.molmo import molmo_original_config
     from safetensors.torch import save_file
 
     from lerobot_vla_plugins.convert.molmo import main
-    from lerobot_vla_plugins.testing.molmo import molmo_original_config
 
     src = tmp_path / "molmo"
     src.mkdir()

@@ -9,11 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from lerobot_vla_tools.testing import lerobot_env, run_cli
+from lerobot_vla_tools.testing.ddp import accelerate_command, free_port
+from lerobot_vla_tools.testing.evo1 import TINY_EVO1_FLAGS
 from safetensors.torch import load_file
-
-from lerobot_vla_plugins.testing import lerobot_env, run_cli
-from lerobot_vla_plugins.testing.ddp import accelerate_command, free_port
-from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
 
 
 def launch_two_processes(out, dump, *train_args) -> str:
@@ -38,7 +37,7 @@ def _evo1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
 
 
 def _vla_adapter(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
-    from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
+    from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
 
     vlm = build_tiny_prismatic(scratch / "tiny_prismatic")
     return [
@@ -52,7 +51,7 @@ def _vla_adapter(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
 
 
 def _a1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
-    from lerobot_vla_plugins.bench.cases.a1 import cases
+    from lerobot_vla_tools.speed.cases.a1 import cases
 
     (tiny,) = [c for c in cases() if c.key == "a1 (tiny, flow matching)@tiny"]
     overrides = {**tiny.resolve_overrides(scratch), "exit_interval": 1}
@@ -65,7 +64,7 @@ def _a1(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
 
 
 def _seer(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
-    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
+    from lerobot_vla_tools.testing.seer import build_tiny_seer_encoders
 
     overrides = build_tiny_seer_encoders(scratch / "tiny_seer")
     return [
@@ -76,7 +75,7 @@ def _seer(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
 
 
 def _vita_vla(scratch: Path, tiny_internvl: Path) -> tuple[list[str], str]:
-    from lerobot_vla_plugins.testing.vita import build_tiny_vita_with_teacher
+    from lerobot_vla_tools.testing.vita import build_tiny_vita_with_teacher
 
     # stage 1: the frozen Seer teacher runs on every rank inside the forward; only the adapters train
     overrides = build_tiny_vita_with_teacher(scratch)

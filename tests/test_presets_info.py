@@ -6,14 +6,10 @@ import json
 
 import pytest
 import torch
+from lerobot_vla_tools.cli.info import build_on_meta, count_parameters
+from lerobot_vla_tools.testing.weightless import weightless_kwargs, weightless_pretrained
 
-from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
-from lerobot_vla_plugins.presets import (
-    available_presets,
-    load_preset,
-    weightless_active,
-    weightless_pretrained,
-)
+from lerobot_vla_plugins.presets import available_presets, load_preset
 
 TINY_EVO1 = {
     "image_resolution": (32, 32),
@@ -48,9 +44,7 @@ def test_weightless_pretrained_builds_internvl3_1b_on_meta_and_restores_transfor
 
     original = AutoModel.from_pretrained
     with weightless_pretrained("meta"):
-        assert weightless_active()
         model = AutoModel.from_pretrained("OpenGVLab/InternVL3-1B-hf", dtype=torch.bfloat16)
-    assert not weightless_active()
     assert AutoModel.from_pretrained.__func__ is original.__func__
     params = list(model.parameters())
     assert all(p.is_meta for p in params)
@@ -59,6 +53,24 @@ def test_weightless_pretrained_builds_internvl3_1b_on_meta_and_restores_transfor
     language = sum(p.numel() for p in model.language_model.parameters())
     assert 300e6 < vision < 310e6  # InternViT-300M
     assert 490e6 < language < 500e6  # Qwen2.5-0.5B without lm_head (494M)
+
+
+def test_weightless_pretrained_is_not_reentrant():
+    with weightless_pretrained("meta"), pytest.raises(RuntimeError, match="not re-entrant"):  # noqa: SIM117
+        with weightless_pretrained("meta"):
+            pass
+
+
+def test_weightless_is_an_explicit_constructor_argument_of_our_policies_only():
+    """Our policies take ``weightless`` (they skip their own weight files); LeRobot's own are built unchanged."""
+    from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
+    from lerobot_policy_a1.modeling_a1 import A1Policy
+    from lerobot_policy_vita_vla.modeling_vita_vla import VitaVlaPolicy
+    from lerobot_policy_vla_adapter.modeling_vla_adapter import VLAAdapterPolicy
+
+    for cls in (A1Policy, VitaVlaPolicy, VLAAdapterPolicy):
+        assert weightless_kwargs(cls) == {"weightless": True}, cls.__name__
+    assert weightless_kwargs(Evo1Policy) == {}
 
 
 def test_weightless_pretrained_refuses_an_unknown_hub_id():
@@ -84,7 +96,7 @@ def test_paper_size_evo1_matches_the_papers_077b():
 def test_meta_counts_equal_a_real_instantiation(tiny_internvl):
     from lerobot.policies.factory import get_policy_class, make_policy_config
 
-    from lerobot_vla_plugins.cli.info import metaworld_policy_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     meta = count_parameters(
         build_on_meta(make_policy_config("evo1", vlm_model_name=str(tiny_internvl), **TINY_EVO1))
@@ -96,7 +108,7 @@ def test_meta_counts_equal_a_real_instantiation(tiny_internvl):
 
 
 def test_cli_json_has_totals_and_a_module_breakdown():
-    from lerobot_vla_plugins.testing import run_cli
+    from lerobot_vla_tools.testing import run_cli
 
     out = run_cli("lerobot-vla-info", "--policy.type=evo1", "--json=true", "--depth=3").stdout
     info = json.loads(out.strip().splitlines()[-1])
@@ -107,7 +119,7 @@ def test_cli_json_has_totals_and_a_module_breakdown():
 
 
 def test_cli_without_a_policy_type_lists_the_registered_types(capsys):
-    from lerobot_vla_plugins.cli.info import main
+    from lerobot_vla_tools.cli.info import main
 
     assert main([]) == 2
     err = capsys.readouterr().err

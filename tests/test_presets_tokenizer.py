@@ -4,9 +4,10 @@ with random weights on a real device (the benchmarks' paper-size rows) finds its
 from __future__ import annotations
 
 import torch
+from lerobot_vla_tools.testing.weightless import weightless_pretrained
 from transformers import AutoTokenizer
 
-from lerobot_vla_plugins.presets import load_preset, weightless_pretrained
+from lerobot_vla_plugins.presets import load_preset
 
 
 def test_special_tokens_get_the_preset_ids_in_input_ids_and_attributes():

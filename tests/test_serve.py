@@ -83,9 +83,8 @@ def build_checkpoint(policy_type: str, out_dir: Path, scratch: Path, **extra) ->
     import torch
     from lerobot.policies.factory import get_policy_class, make_policy_config, make_pre_post_processors
     from lerobot.utils.import_utils import register_third_party_plugins
-
-    from lerobot_vla_plugins.bench import iter_cases
-    from lerobot_vla_plugins.testing.robot_policy import robot_features, save_checkpoint
+    from lerobot_vla_tools.speed import iter_cases
+    from lerobot_vla_tools.testing.robot_policy import robot_features, save_checkpoint
 
     register_third_party_plugins()
     (case,) = [c for c in iter_cases() if c.key == CASES[policy_type]]
@@ -121,8 +120,7 @@ def checkpoints(tmp_path_factory):
 def server():
     """An in-process ``VLAPolicyServer`` on a free loopback port; yields ``(grpc server, servicer, port)``."""
     from lerobot.async_inference.configs import PolicyServerConfig
-
-    from lerobot_vla_plugins.serve import start_server
+    from lerobot_vla_tools.serve import start_server
 
     srv, servicer, port = start_server(
         PolicyServerConfig(
@@ -188,13 +186,13 @@ class ClientRun:
 
 
 def wait_until(pred, timeout: float, period: float = 0.02) -> bool:
-    from lerobot_vla_plugins.testing.robots import wait_until as wait
+    from lerobot_vla_tools.testing.robots import wait_until as wait
 
     return wait(pred, timeout=timeout, period=period)
 
 
 def test_every_policy_of_ours_and_evo1_is_served():
-    from lerobot_vla_plugins.serve import served_policy_types
+    from lerobot_vla_tools.serve import served_policy_types
 
     served = set(served_policy_types())
     assert set(CASES) <= served  # the four plugin types and LeRobot's evo1
@@ -266,8 +264,7 @@ def test_robot_features_that_do_not_match_the_policy_are_refused(server, checkpo
 
 def test_state_shape_mismatch_names_both_shapes(checkpoints):
     from lerobot.async_inference.helpers import RemotePolicyConfig
-
-    from lerobot_vla_plugins.serve import check_policy_instructions
+    from lerobot_vla_tools.serve import check_policy_instructions
 
     features = {
         "observation.state": {"dtype": "float32", "shape": (6,), "names": None},
@@ -280,7 +277,7 @@ def test_state_shape_mismatch_names_both_shapes(checkpoints):
 def test_a_server_killed_mid_run_leaves_the_arm_holding_with_no_new_targets(checkpoints, tmp_path):
     """The server process is SIGKILLed while the client runs: the client commands what is left in its queue (at
     most one chunk), then nothing; the driver's watchdog holds the measured pose."""
-    from lerobot_vla_plugins.testing.fixtures import lerobot_env
+    from lerobot_vla_tools.testing.fixtures import lerobot_env
 
     ckpt, port = checkpoints("evo1"), free_port()
     exe = Path(sys.executable).parent / "lerobot-vla-serve"
@@ -332,7 +329,7 @@ def test_policy_instructions_that_are_not_a_remote_policy_config_are_refused(ser
 
 
 def test_serve_command_refuses_a_bad_port_naming_it(capsys):
-    from lerobot_vla_plugins.serve.server import main
+    from lerobot_vla_tools.serve.server import main
 
     assert main(["--port=0"]) == 2
     assert "Port must be between 1 and 65535, got 0" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def _policy(backbone):
     from lerobot.policies.evo1.modeling_evo1 import Evo1Policy
     from lerobot.policies.factory import make_policy_config
 
-    from lerobot_vla_plugins.cli.info import metaworld_policy_features
+    from lerobot_vla_plugins.features import metaworld_policy_features
 
     cfg = make_policy_config("evo1", vlm_model_name=str(backbone), **TINY)
     cfg.input_features, cfg.output_features = metaworld_policy_features()

@@ -8,7 +8,7 @@ FOLLOWER=${FOLLOWER:-/dev/ttyACM0}
 LEADER=${LEADER:-/dev/ttyACM1}
 CAMERAS='{image_1: {type: opencv, index_or_path: 0, width: 640, height: 480, fps: 30}, image_2: {type: opencv, index_or_path: 2, width: 640, height: 480, fps: 30}}'
 ROLLOUT=(lerobot-rollout)
-[ "${SIM:-0}" = "1" ] && ROLLOUT=(python -m lerobot_vla_plugins.testing.so100 lerobot-rollout)
+[ "${SIM:-0}" = "1" ] && ROLLOUT=(python -m lerobot_vla_tools.testing.so100 lerobot-rollout)
 
 if [ "${SIM:-0}" != "1" ]; then
   lerobot-record --robot.type=so100_follower --robot.port="$FOLLOWER" --robot.id=my_so100 --robot.cameras="$CAMERAS" \

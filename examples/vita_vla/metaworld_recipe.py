@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import draccus
-
-from lerobot_vla_plugins.cli.demo import _run, parse_losses, plot_loss
-from lerobot_vla_plugins.protocols.learning_recipes import (  # the learning protocol's too
+from lerobot_vla_tools.bench.learning_recipes import (  # the learning protocol's too
     SMALL_SEER,
     SMALL_VITA,
 )
+from lerobot_vla_tools.cli.demo import _run, parse_losses, plot_loss
 
 
 @dataclass
@@ -106,7 +105,7 @@ def _eval(bin_dir: Path, ckpt: Path, out: Path, cfg: RecipeConfig, env: dict) ->
 
 def main(argv: list[str] | None = None) -> int:
     cfg = draccus.parse(RecipeConfig, args=sys.argv[1:] if argv is None else argv)
-    from lerobot_vla_plugins.testing.fixtures import lerobot_env
+    from lerobot_vla_tools.testing.fixtures import lerobot_env
 
     out = Path(cfg.output_dir).expanduser().absolute()
     if cfg.fresh and out.exists():
@@ -138,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     timings["data_s"] = time.perf_counter() - t
 
-    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
-    from lerobot_vla_plugins.testing.vita import build_tiny_vita
+    from lerobot_vla_tools.testing.seer import build_tiny_seer_encoders
+    from lerobot_vla_tools.testing.vita import build_tiny_vita
 
     backbones = out / "backbones"
     encoders = (

@@ -98,6 +98,7 @@ class InternVLBackbone(VLMBackbone):
         attn_implementation: str = "sdpa",
         num_layers: int | None = None,
         image_size: int | None = None,
+        weightless: bool = False,
         **hub_kwargs,
     ) -> InternVLBackbone:
         """Load a transformers-native InternVL checkpoint (e.g. ``OpenGVLab/InternVL3-1B-hf``) and its tokenizer.
@@ -105,6 +106,8 @@ class InternVLBackbone(VLMBackbone):
         Args:
             num_layers: keep only the first ``num_layers`` language-model layers.
             image_size: run the vision tower at this square size (None: the checkpoint's).
+            weightless: part of every backbone family's signature (Molmo and Prismatic then skip their own weight
+                files); InternVL reads weights only through transformers, which ``weightless_pretrained`` patches.
         """
         from transformers import AutoModel, AutoTokenizer
 

@@ -230,6 +230,7 @@ class MolmoBackbone(VLMBackbone):
         dtype: torch.dtype | str = torch.float32,
         attn_implementation: str = "sdpa",
         num_layers: int | None = None,
+        weightless: bool = False,
         **hub_kwargs,
     ) -> MolmoBackbone:
         """Load a Molmo-style backbone.
@@ -239,10 +240,10 @@ class MolmoBackbone(VLMBackbone):
                 ``"<clip vision id or dir>+<qwen2 id or dir>"`` to assemble the two pretrained parts with a new
                 connector (A1's default ``"openai/clip-vit-large-patch14-336+Qwen/Qwen2-7B"``).
             num_layers: keep only the first ``num_layers`` language-model layers.
+            weightless: the caller builds inside ``weightless_pretrained`` (the towers come from their configs):
+                keep the connector's random initialisation instead of reading its weight file.
         """
         from transformers import AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, Qwen2Model
-
-        from lerobot_vla_plugins.presets import weightless_active
 
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
@@ -257,7 +258,7 @@ class MolmoBackbone(VLMBackbone):
                 cfg, vision.config.hidden_size, vision.config.num_attention_heads, lm.config.hidden_size
             )
             connector.to(device=lm.embed_tokens.weight.device, dtype=dtype)
-            if not weightless_active():
+            if not weightless:
                 from safetensors.torch import load_file
 
                 connector.load_state_dict(load_file(str(path / CONNECTOR_WEIGHTS)))

@@ -253,6 +253,7 @@ class PrismaticBackbone(VLMBackbone):
         attn_implementation: str = "sdpa",
         num_layers: int | None = None,
         load_weights: bool = True,
+        weightless: bool = False,
         **_,
     ) -> PrismaticBackbone:
         """Load a Prismatic directory (layout in the module docstring).
@@ -260,6 +261,8 @@ class PrismaticBackbone(VLMBackbone):
         Args:
             load_weights: False builds every part from its config with random weights (used when a policy
                 checkpoint supplies all weights itself).
+            weightless: the caller builds inside ``weightless_pretrained`` (the towers and the language model come
+                from their configs): keep the projector's random initialisation instead of reading its weight file.
             num_layers: keep only the first ``num_layers`` language-model layers.
         """
         from safetensors.torch import load_file
@@ -271,8 +274,6 @@ class PrismaticBackbone(VLMBackbone):
             SiglipVisionConfig,
             SiglipVisionModel,
         )
-
-        from lerobot_vla_plugins.presets import weightless_active
 
         path = Path(name_or_path).expanduser()
         cfg_file = path / PRISMATIC_CONFIG_NAME
@@ -317,7 +318,7 @@ class PrismaticBackbone(VLMBackbone):
             dino_m.config.hidden_size + siglip_m.config.hidden_size, llm_m.config.hidden_size
         )
         projector.to(dtype)
-        if load_weights and not weightless_active():
+        if load_weights and not weightless:
             projector.load_state_dict(load_file(str(path / PROJECTOR_WEIGHTS_NAME)))
         backbone = cls(dino_m, siglip_m, projector, llm_m, tokenizer, PrismaticImageSpec(**meta["image"]))
         backbone.truncate_layers(num_layers)

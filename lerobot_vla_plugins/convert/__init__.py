@@ -1,2 +1,2 @@
-"""Converters from the papers' released checkpoints to LeRobot checkpoint directories and our layouts.
-Import from the submodules (``convert.evo1``, ``convert.molmo``, ``convert.prismatic``, ...)."""
+"""Weight checks and the backbone converters the plugins' converters share (``convert.checks``, ``convert.internvl``,
+``convert.molmo``, ``convert.prismatic``). The converter for LeRobot's own evo1 is a tool: ``lerobot_vla_tools.convert.evo1``."""

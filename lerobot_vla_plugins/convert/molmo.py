@@ -253,8 +253,8 @@ def save_molmo_backbone(
     ``MolmoBackbone`` directory atomically."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, Qwen2Config, Qwen2Model
 
+    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.backbones.molmo import MolmoBackbone, MolmoConfig, MolmoConnector
-    from lerobot_vla_plugins.data.atomic import atomic_directory
 
     mc = MolmoConfig(**parts.molmo_config)
     with torch.device("meta"):

@@ -13,7 +13,7 @@ imports when it loads the pipeline (see ``processors.evo1``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ from lerobot.configs.types import PipelineFeatureType, PolicyFeature
 from lerobot.lerobot_types import EnvTransition, TransitionKey
 from lerobot.processor import ProcessorStep
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.processor import PolicyProcessorPipeline
 
 
 def pil_resize_center_crop(image: Tensor, size: int) -> Tensor:
@@ -86,7 +90,9 @@ class PilResizeStep(ProcessorStep):
         return features
 
 
-def pre_post_processors_with_pil_resize(config, dataset_stats: dict | None, size: int | None):
+def pre_post_processors_with_pil_resize(
+    config: PreTrainedConfig, dataset_stats: dict | None, size: int | None
+) -> tuple[PolicyProcessorPipeline, PolicyProcessorPipeline]:
     """LeRobot's default policy pipelines (Rename -> AddBatch -> Device -> Normalize; Unnormalize -> Device(cpu)),
     with a :class:`PilResizeStep` over ``config.camera_keys`` after AddBatch when ``size`` is set."""
     from lerobot.processor.factory import make_default_policy_processor_steps, make_policy_processor_pipelines

@@ -11,6 +11,7 @@ silently returns its input when a feature has no statistics).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,7 +150,7 @@ def feature_stats(stats: Mapping[str, Mapping[str, Any]] | None, key: str) -> di
     return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in entry.items()}
 
 
-def saved_normalizer_stats(directory, key: str) -> dict[str, Tensor]:
+def saved_normalizer_stats(directory: str | os.PathLike, key: str) -> dict[str, Tensor]:
     """The statistics of ``key`` saved with a policy directory's preprocessor ({} when it saved none)."""
     from pathlib import Path
 

@@ -105,7 +105,7 @@ def metaworld_act_checkpoint(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_evo1(tmp_path_factory, tiny_internvl):
     """Untrained tiny evo1 checkpoints with the LIBERO, RoboTwin and CALVIN features (built once)."""
-    from lerobot_vla_plugins.testing.evo1 import build_tiny_evo1_checkpoint
+    from lerobot_vla_tools.testing.evo1 import build_tiny_evo1_checkpoint
 
     root = tmp_path_factory.mktemp("tiny_evo1")
     specs = {

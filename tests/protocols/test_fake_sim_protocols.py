@@ -1,5 +1,5 @@
 """LIBERO, RoboTwin and CALVIN protocols run end to end through the installed lerobot-eval, with each simulator
-runtime replaced at its boundary (``lerobot_vla_plugins.testing.sim_fakes``) and an untrained tiny evo1.
+runtime replaced at its boundary (``lerobot_vla_tools.testing.sim_fakes``) and an untrained tiny evo1.
 
 Each test is one ``lerobot-vla-bench`` call whose units are real ``lerobot-eval`` processes; the scripted
 simulators decide success, so the expected tables are computed here independently of the evaluator.
@@ -8,11 +8,10 @@ simulators decide success, so the expected tables are computed here independentl
 import sys
 
 import pytest
+from lerobot_vla_tools.bench.cli import main
+from lerobot_vla_tools.testing.sim_fakes import libero_success, robotwin_success
 
-from lerobot_vla_plugins.protocols.cli import main
-from lerobot_vla_plugins.testing.sim_fakes import libero_success, robotwin_success
-
-FAKE_EVAL = f"{sys.executable} -m lerobot_vla_plugins.testing.fake_sim_eval"
+FAKE_EVAL = f"{sys.executable} -m lerobot_vla_tools.testing.fake_sim_eval"
 # The tiny checkpoints predict chunks of 8 and use 4 denoising steps; the Evo-1 presets' 14/37 actions per query
 # and 50 steps are overridden (a real Evo-1 checkpoint keeps them).
 TINY = ["--policy.device=cpu", "--policy.n_action_steps=8", "--policy.num_inference_timesteps=4"]

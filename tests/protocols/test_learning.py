@@ -10,9 +10,8 @@ import sys
 import textwrap
 
 import pytest
-
-from lerobot_vla_plugins.protocols.base import ProtocolError, UnitResult
-from lerobot_vla_plugins.protocols.learning import (
+from lerobot_vla_tools.bench.base import ProtocolError, UnitResult
+from lerobot_vla_tools.bench.learning import (
     DOCS_BEGIN,
     DOCS_END,
     LearningConfig,
@@ -21,7 +20,7 @@ from lerobot_vla_plugins.protocols.learning import (
     format_cell,
     replace_generated_block,
 )
-from lerobot_vla_plugins.protocols.learning_recipes import RECIPES, LearningRecipe, TrainStage
+from lerobot_vla_tools.bench.learning_recipes import RECIPES, LearningRecipe, TrainStage
 
 FAKE_DATA = textwrap.dedent(
     '''
@@ -288,7 +287,7 @@ def test_vita_vla_splits_the_step_budget_and_uses_the_seer_teacher():
 
 
 def test_the_cli_dispatches_the_learning_protocol(tmp_path, capsys):
-    from lerobot_vla_plugins.protocols.cli import main
+    from lerobot_vla_tools.bench.cli import main
 
     assert main(["--protocol=learning", f"--output_dir={tmp_path}", "--policies=nope"]) == 2
     assert "--policies: no learning recipe for nope" in capsys.readouterr().err

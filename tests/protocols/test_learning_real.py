@@ -9,8 +9,7 @@ Slow: a failing Meta-World episode is 500 rendered steps (a few minutes on 2 CPU
 import json
 
 import pytest
-
-from lerobot_vla_plugins.protocols.cli import main
+from lerobot_vla_tools.bench.cli import main
 
 # a failing episode alone took 8 min on the loaded 2-core machine: above the suite's 900 s default
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]

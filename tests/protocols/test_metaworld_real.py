@@ -9,10 +9,9 @@ import csv
 import json
 
 import pytest
-
-from lerobot_vla_plugins.protocols.cli import main
-from lerobot_vla_plugins.testing import run_cli
-from lerobot_vla_plugins.testing.evo1 import TINY_EVO1_FLAGS
+from lerobot_vla_tools.bench.cli import main
+from lerobot_vla_tools.testing import run_cli
+from lerobot_vla_tools.testing.evo1 import TINY_EVO1_FLAGS
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,10 @@
 """What each paper protocol runs: its units (one lerobot-eval run each) and its input errors."""
 
 import pytest
-
-from lerobot_vla_plugins.protocols import ProtocolError, get_protocol
-from lerobot_vla_plugins.protocols.base import check_trials_and_seeds
-from lerobot_vla_plugins.protocols.libero import parse_libero_tasks
-from lerobot_vla_plugins.protocols.robotwin import parse_robotwin_tasks
+from lerobot_vla_tools.bench import ProtocolError, get_protocol
+from lerobot_vla_tools.bench.base import check_trials_and_seeds
+from lerobot_vla_tools.bench.libero import parse_libero_tasks
+from lerobot_vla_tools.bench.robotwin import parse_robotwin_tasks
 
 
 def test_metaworld_default_is_evo1s_50_tasks_10_trials_5_seeds():

@@ -7,10 +7,9 @@ lerobot-eval's format); the real lerobot-eval runs in test_fake_sim_protocols.py
 import json
 
 import pytest
-
-from lerobot_vla_plugins.protocols import ProtocolError, get_protocol
-from lerobot_vla_plugins.protocols.cli import main
-from lerobot_vla_plugins.protocols.runner import BenchConfig, BenchRun, split_passthrough
+from lerobot_vla_tools.bench import ProtocolError, get_protocol
+from lerobot_vla_tools.bench.cli import main
+from lerobot_vla_tools.bench.runner import BenchConfig, BenchRun, split_passthrough
 
 
 def bench(protocol, tmp_path, policy, lerobot_eval="lerobot-eval", flags=(), **cfg):

@@ -5,9 +5,8 @@ import io
 import json
 
 import pytest
-
-from lerobot_vla_plugins.protocols import UnitResult, get_protocol
-from lerobot_vla_plugins.protocols.report import to_csv, to_markdown, write_report
+from lerobot_vla_tools.bench import UnitResult, get_protocol
+from lerobot_vla_tools.bench.report import to_csv, to_markdown, write_report
 
 
 def result(successes, rewards=None):

@@ -3,8 +3,7 @@
 import math
 
 import pytest
-
-from lerobot_vla_plugins.protocols.stats import Z_95, wilson_interval
+from lerobot_vla_tools.bench.stats import Z_95, wilson_interval
 
 Z2 = Z_95**2  # 3.841459
 

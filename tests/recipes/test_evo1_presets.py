@@ -2,8 +2,7 @@
 
 import pytest
 from lerobot.policies.evo1.configuration_evo1 import Evo1Config
-
-from lerobot_vla_plugins.recipes.evo1_presets import LIBERO_SUITES, evo1_preset
+from lerobot_vla_tools.recipes.evo1_presets import LIBERO_SUITES, evo1_preset
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,16 @@ import re
 import numpy as np
 import pytest
 from lerobot.utils.errors import DeviceNotConnectedError
-
-from lerobot_vla_plugins.robots.guarded import GuardedArm
-from lerobot_vla_plugins.robots.safety import RobotSafetyError
-from lerobot_vla_plugins.testing.robots import (
+from lerobot_vla_tools.testing.robots import (
     SIM_ARMS,
     action_violations,
     connected,
     fuzz_actions,
     wait_until,
 )
+
+from lerobot_vla_plugins.robots.guarded import GuardedArm
+from lerobot_vla_plugins.robots.safety import RobotSafetyError
 
 CAP = 0.1  # the drivers' default max_relative_target
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lerobot_vla_plugins.testing.fixtures import lerobot_env, run_cli
-from lerobot_vla_plugins.testing.robot_policy import TINY_EVO1, build_tiny_evo1_for_robot
+from lerobot_vla_tools.testing.fixtures import lerobot_env, run_cli
+from lerobot_vla_tools.testing.robot_policy import TINY_EVO1, build_tiny_evo1_for_robot
 
 H, W = 48, 64
 CAM = f"{{type: opencv, index_or_path: 0, width: {W}, height: {H}, fps: 30}}"
@@ -41,7 +40,7 @@ def _limits(robot_type: str) -> tuple[list[float], list[float]]:
 
         return [a for a, _ in SIM_LIMITS] + [0.0, 0.0], [b for _, b in SIM_LIMITS] + [1.0, 1.0]
     if robot_type == "so100_follower":
-        from lerobot_vla_plugins.testing.so100 import SO100_LOWER, SO100_UPPER
+        from lerobot_vla_tools.testing.so100 import SO100_LOWER, SO100_UPPER
 
         return list(SO100_LOWER.values()), list(SO100_UPPER.values())
     raise KeyError(robot_type)
@@ -163,7 +162,7 @@ def test_evo1_rolls_out_on_so100_with_the_motor_bus_simulated(tmp_path, tiny_int
         tmp_path / "rec",
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "lerobot_vla_plugins.testing.so100", "lerobot-rollout", *args],
+        [sys.executable, "-m", "lerobot_vla_tools.testing.so100", "lerobot-rollout", *args],
         env=lerobot_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

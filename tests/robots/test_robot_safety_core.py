@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from lerobot_vla_tools.testing.robots import action_violations, fuzz_actions
 
 from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.robots.guarded import FeedbackClock
@@ -21,7 +22,6 @@ from lerobot_vla_plugins.robots.sdk_contract import (
 )
 from lerobot_vla_plugins.robots.sim import SimJointDynamics
 from lerobot_vla_plugins.robots.streaming import JointStreamer
-from lerobot_vla_plugins.testing.robots import action_violations, fuzz_actions
 
 NAMES = ("a.pos", "b.pos", "gripper.pos")
 LIMITS = JointLimits(NAMES, (-1.0, -2.0, 0.0), (1.0, 0.5, 1.0), (1.0, 1.0, 1.0))

@@ -8,8 +8,7 @@ import pytest
 from lerobot.cameras.opencv import OpenCVCameraConfig
 from lerobot.robots.so_follower import SO100FollowerConfig
 from lerobot.robots.utils import make_robot_from_config
-
-from lerobot_vla_plugins.testing.so100 import SimFeetechBus, simulated_so_follower
+from lerobot_vla_tools.testing.so100 import SimFeetechBus, simulated_so_follower
 
 
 def test_so100_follower_runs_unchanged_on_the_simulated_bus(tmp_path):

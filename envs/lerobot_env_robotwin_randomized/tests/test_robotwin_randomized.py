@@ -11,8 +11,7 @@ from lerobot_env_robotwin_randomized.robotwin_randomized import (
     RoboTwinRandomizedEnv,
     create_robotwin_randomized_envs,
 )
-
-from lerobot_vla_plugins.testing.sim_fakes import FakeRoboTwinTask, install_fake_robotwin
+from lerobot_vla_tools.testing.sim_fakes import FakeRoboTwinTask, install_fake_robotwin
 
 
 def test_the_hard_setting_has_the_same_features_as_lerobots_robotwin():

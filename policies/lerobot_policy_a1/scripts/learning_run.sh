@@ -7,7 +7,7 @@ WORK="${1:?work dir}"; STEPS="${2:-2000}"
 source "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/learning.sh"
 learning_setup "$WORK"
 [ -f "$WORK/vlm/molmo_backbone.json" ] || "$BIN/python" -c "
-from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+from lerobot_vla_tools.testing.molmo import build_tiny_molmo
 build_tiny_molmo('$WORK/vlm')"
 # From scratch the random backbone must train too: vision encoder on, no VLM freeze, one learning rate.
 [ -d "$WORK/train/checkpoints/last" ] || "$BIN/lerobot-train" --policy.type=a1 --policy.backbone_family=molmo \

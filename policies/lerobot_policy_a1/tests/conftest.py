@@ -26,14 +26,14 @@ def cli_flags(overrides: dict) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_molmo(tmp_path_factory) -> Path:
-    from lerobot_vla_plugins.testing.molmo import build_tiny_molmo
+    from lerobot_vla_tools.testing.molmo import build_tiny_molmo
 
     return build_tiny_molmo(tmp_path_factory.mktemp("tiny_molmo"))
 
 
 @pytest.fixture(scope="session")
 def metaworld_features():
-    from lerobot_vla_plugins.cli.info import metaworld_policy_features as mf
+    from lerobot_vla_plugins.features import metaworld_policy_features as mf
 
     return mf()
 
@@ -79,7 +79,7 @@ def tiny() -> dict:
 @pytest.fixture(scope="session")
 def trained_fm(tiny_molmo, metaworld_dataset, tmp_path_factory) -> Path:
     """One real ``lerobot-train --policy.type=a1`` run (flow matching, multi-exit "all", tiny Molmo), 4 steps."""
-    from lerobot_vla_plugins.testing.fixtures import run_cli
+    from lerobot_vla_tools.testing.fixtures import run_cli
 
     repo_id, root = metaworld_dataset
     out = tmp_path_factory.mktemp("train_fm") / "out"

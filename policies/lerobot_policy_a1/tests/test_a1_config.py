@@ -86,7 +86,7 @@ def test_schedule_freezes_the_vlm_then_warms_up_and_decays_to_ten_percent():
 
 
 def test_lerobot_vla_info_reports_the_paper_size_expert_and_backbone(capsys):
-    from lerobot_vla_plugins.cli.info import main
+    from lerobot_vla_tools.cli.info import main
 
     assert main(["--policy.type=a1", "--json=true", "--depth=3"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from lerobot_vla_tools.testing.molmo import TinyMolmoSpec, molmo_original_state_dict, tiny_molmo_tokenizer
 from torch import nn
 
 from lerobot_vla_plugins.errors import ConversionError
 from lerobot_vla_plugins.heads.mlp_resnet import MLPResNet
-from lerobot_vla_plugins.testing.molmo import TinyMolmoSpec, molmo_original_state_dict, tiny_molmo_tokenizer
 
 SPEC = TinyMolmoSpec()
 H, HEADS, INTER, A, S, T = 32, 2, 64, 32, 32, 4

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from lerobot_vla_plugins.testing.fsdp import run_fsdp_step
-from lerobot_vla_plugins.training.accelerate import config_path
+from lerobot_vla_tools.testing.fsdp import run_fsdp_step
+from lerobot_vla_tools.training.accelerate import config_path
 
 
 def test_fsdp_config_shards_every_backbone_and_expert_decoder_layer_and_trains(tiny_molmo, tmp_path):

@@ -102,9 +102,8 @@ def test_lerobot_rollout_with_rtc_drives_the_simulated_xarm6(tmp_path, tiny_molm
     from lerobot_policy_a1.modeling_a1 import A1Policy
     from lerobot_policy_a1.processor_a1 import make_a1_pre_post_processors
     from lerobot_robot_xarm6.sim_xarm import xarm6_joint_limits
-
-    from lerobot_vla_plugins.testing.fixtures import run_cli
-    from lerobot_vla_plugins.testing.robot_policy import robot_features, save_checkpoint, sim_rollout_args
+    from lerobot_vla_tools.testing.fixtures import run_cli
+    from lerobot_vla_tools.testing.robot_policy import robot_features, save_checkpoint, sim_rollout_args
 
     lo, hi = xarm6_joint_limits()
     lo, hi = [*lo, 0.0], [*hi, 1.0]

@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from lerobot_vla_plugins.testing.fixtures import run_cli
+from lerobot_vla_tools.testing.fixtures import run_cli
 
 # a lerobot-eval episode alone is ~2 min on a quiet 2-core CPU; a loaded machine needs far more than the default 900 s
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]

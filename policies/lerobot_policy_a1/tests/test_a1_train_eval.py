@@ -9,8 +9,7 @@ from unittest import mock
 
 import pytest
 import torch
-
-from lerobot_vla_plugins.testing.fixtures import run_cli
+from lerobot_vla_tools.testing.fixtures import run_cli
 
 
 def _ckpt(out: Path, step: str = "last") -> Path:

@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_seer_overrides(tmp_path_factory) -> dict:
     """``SeerConfig`` overrides for a tiny Seer (local MAE / CLIP checkpoints, a 2-layer 32-wide trunk)."""
-    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
+    from lerobot_vla_tools.testing.seer import build_tiny_seer_encoders
 
     return build_tiny_seer_encoders(tmp_path_factory.mktemp("tiny_seer"))
 

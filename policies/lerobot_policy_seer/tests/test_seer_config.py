@@ -62,7 +62,7 @@ def _gpt2_params(width: int, layers: int) -> int:
 
 @pytest.mark.parametrize("size,width", [("base", 384), ("large", 1024)])
 def test_lerobot_vla_info_reports_the_paper_size_seer(size, width, capsys):
-    from lerobot_vla_plugins.cli.info import main
+    from lerobot_vla_tools.cli.info import main
 
     assert main(["--policy.type=seer", f"--policy.size={size}", "--json=true"]) == 0
     counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

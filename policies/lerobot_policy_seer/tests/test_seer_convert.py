@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from lerobot_policy_seer.convert_seer import ConvertSeerConfig, convert, convert_state_dict, main
 from lerobot_policy_seer.modeling_seer import SeerPolicy
-
-from lerobot_vla_plugins.testing.seer import released_mae_state_dict, write_released_seer_checkpoint
+from lerobot_vla_tools.testing.seer import released_mae_state_dict, write_released_seer_checkpoint
 
 SIZES = {
     "hidden_dim": 32,

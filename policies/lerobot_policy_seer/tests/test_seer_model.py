@@ -38,8 +38,7 @@ def test_block_causal_mask_equals_the_released_generate_attention_mask(steps, nu
 def test_a_step_has_the_released_37_tokens_for_base_and_71_for_large():
     """[text, state, 2 x N_q latents, 2 CLS, 2 x N_obs FRS, 3 INV]: base 1+1+12+2+18+3, large 1+1+32+2+32+3."""
     from lerobot.configs.types import FeatureType, PolicyFeature
-
-    from lerobot_vla_plugins.cli.info import build_on_meta
+    from lerobot_vla_tools.cli.info import build_on_meta
 
     for size, expected in (("base", 37), ("large", 71)):
         cfg = SeerConfig(size=size)

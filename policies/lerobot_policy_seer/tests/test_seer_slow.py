@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from lerobot_vla_plugins.cli.demo import parse_losses
-from lerobot_vla_plugins.testing import TEST_TASK, run_cli
+from lerobot_vla_tools.cli.demo import parse_losses
+from lerobot_vla_tools.testing import TEST_TASK, run_cli
 
 
 @pytest.mark.slow

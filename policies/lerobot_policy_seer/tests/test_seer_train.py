@@ -7,8 +7,7 @@ import json
 
 import pytest
 import torch
-
-from lerobot_vla_plugins.testing import run_cli
+from lerobot_vla_tools.testing import run_cli
 
 
 def seer_cli_args(overrides: dict) -> list[str]:
@@ -59,7 +58,7 @@ def test_lerobot_train_resumes_from_its_checkpoint(trained_seer):
 
 
 def test_checkpoint_acts_through_the_lerobot_eval_loading_path(trained_seer):
-    from lerobot_vla_plugins.testing.eval_path import metaworld_eval_actions
+    from lerobot_vla_tools.testing.eval_path import metaworld_eval_actions
 
     actions = metaworld_eval_actions(trained_seer / "checkpoints" / "000002" / "pretrained_model")
     assert [a.shape for a in actions] == [(1, 4), (1, 4)]
@@ -68,8 +67,7 @@ def test_checkpoint_acts_through_the_lerobot_eval_loading_path(trained_seer):
 
 def test_push_to_hub_uploads_weights_config_and_model_card(trained_seer):
     from lerobot_policy_seer.modeling_seer import SeerPolicy
-
-    from lerobot_vla_plugins.testing.hub_push import push_policy_offline
+    from lerobot_vla_tools.testing.hub_push import push_policy_offline
 
     policy = SeerPolicy.from_pretrained(trained_seer / "checkpoints" / "000002" / "pretrained_model")
     pushed = push_policy_offline(policy, dataset_repo_id="local/metaworld", repo_id="someone/seer-metaworld")

@@ -9,14 +9,14 @@ HISTORY = 2
 
 @pytest.fixture(scope="session")
 def tiny_vita_path(tmp_path_factory):
-    from lerobot_vla_plugins.testing.vita import build_tiny_vita
+    from lerobot_vla_tools.testing.vita import build_tiny_vita
 
     return build_tiny_vita(tmp_path_factory.mktemp("tiny_vita"))
 
 
 @pytest.fixture(scope="session")
 def tiny_seer_overrides(tmp_path_factory) -> dict:
-    from lerobot_vla_plugins.testing.seer import build_tiny_seer_encoders
+    from lerobot_vla_tools.testing.seer import build_tiny_seer_encoders
 
     return build_tiny_seer_encoders(tmp_path_factory.mktemp("tiny_seer"))
 

@@ -100,8 +100,7 @@ def test_stage_one_trains_about_30m_parameters_at_paper_size():
     """Paper Sec. 3.3: "only the state encoder, action tokens, and action mapper are trained, comprising a total of
     approximately 30 million parameters" (VITA-1.5 7B, 1024-wide CALVIN teacher, 7-D CALVIN state)."""
     from lerobot.configs.types import FeatureType, PolicyFeature
-
-    from lerobot_vla_plugins.cli.info import build_on_meta, count_parameters
+    from lerobot_vla_tools.cli.info import build_on_meta, count_parameters
 
     cfg = VitaVlaConfig()
     cfg.input_features = {
@@ -116,7 +115,7 @@ def test_stage_one_trains_about_30m_parameters_at_paper_size():
 
 
 def test_lerobot_vla_info_reports_the_paper_size_model_for_metaworld(capsys):
-    from lerobot_vla_plugins.cli.info import main
+    from lerobot_vla_tools.cli.info import main
 
     assert main(["--policy.type=vita_vla", "--json=true"]) == 0
     counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

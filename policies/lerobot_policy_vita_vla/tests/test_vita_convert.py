@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from lerobot_policy_vita_vla.convert_vita import ConvertVitaConfig, convert, main
+from lerobot_vla_tools.testing.vita import write_released_vita15
 from safetensors.torch import load_file
 
 from lerobot_vla_plugins.backbones.internvl import IMAGENET_MEAN, IMAGENET_STD, InternVLBackbone
-from lerobot_vla_plugins.testing.vita import write_released_vita15
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from lerobot_vla_plugins.testing.fsdp import run_fsdp_step
-from lerobot_vla_plugins.training.accelerate import config_path
+from lerobot_vla_tools.testing.fsdp import run_fsdp_step
+from lerobot_vla_tools.training.accelerate import config_path
 
 
 def test_fsdp_config_shards_every_language_model_layer_and_trains_stage_two(

@@ -10,9 +10,8 @@ import json
 
 import pytest
 import torch
+from lerobot_vla_tools.testing import run_cli
 from safetensors.torch import load_file
-
-from lerobot_vla_plugins.testing import run_cli
 
 HISTORY = "2"
 
@@ -122,7 +121,7 @@ def test_align_resumes_and_reloads_its_teacher(chain):
 
 
 def test_finetuned_checkpoint_acts_through_the_lerobot_eval_loading_path(chain):
-    from lerobot_vla_plugins.testing.eval_path import metaworld_eval_actions
+    from lerobot_vla_tools.testing.eval_path import metaworld_eval_actions
 
     actions = metaworld_eval_actions(chain["finetuned"])
     assert [a.shape for a in actions] == [(1, 4), (1, 4)] and all(torch.isfinite(a).all() for a in actions)
@@ -130,8 +129,7 @@ def test_finetuned_checkpoint_acts_through_the_lerobot_eval_loading_path(chain):
 
 def test_push_to_hub_uploads_weights_config_and_model_card(chain):
     from lerobot_policy_vita_vla.modeling_vita_vla import VitaVlaPolicy
-
-    from lerobot_vla_plugins.testing.hub_push import push_policy_offline
+    from lerobot_vla_tools.testing.hub_push import push_policy_offline
 
     policy = VitaVlaPolicy.from_pretrained(chain["finetuned"])
     pushed = push_policy_offline(

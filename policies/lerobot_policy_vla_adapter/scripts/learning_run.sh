@@ -6,7 +6,7 @@ WORK="${1:?work dir}"; STEPS="${2:-500}"
 source "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/learning.sh"
 learning_setup "$WORK"
 [ -f "$WORK/vlm/prismatic_config.json" ] || "$BIN/python" -c "
-from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
+from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
 build_tiny_prismatic('$WORK/vlm', image_size=64, patch_size=8)"
 [ -d "$WORK/train/checkpoints/last" ] || "$BIN/lerobot-train" --policy.type=vla_adapter --policy.vlm_path="$WORK/vlm" \
   --policy.training_mode=full --policy.num_action_queries=16 --policy.optimizer_lr=3e-4 \

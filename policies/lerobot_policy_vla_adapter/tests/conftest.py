@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_prismatic(tmp_path_factory):
     """Path of a tiny Prismatic directory (DINOv2-with-registers + SigLIP + Qwen2, 32 px images, 16 patches)."""
-    from lerobot_vla_plugins.testing.prismatic import build_tiny_prismatic
+    from lerobot_vla_tools.testing.prismatic import build_tiny_prismatic
 
     return build_tiny_prismatic(tmp_path_factory.mktemp("tiny_prismatic"))
 

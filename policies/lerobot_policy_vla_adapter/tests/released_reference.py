@@ -189,9 +189,8 @@ class ReleasedVLA:
     """The pieces of a released VLA-Adapter checkpoint, and its forward."""
 
     def __init__(self, pro: bool, seed: int = 0, state_dim: int = 8, action_dim: int = 7):
+        from lerobot_vla_tools.testing.tokenizers import train_byte_level_bpe
         from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        from lerobot_vla_plugins.testing.tokenizers import train_byte_level_bpe
 
         self.dino, self.siglip = tiny_towers(seed)
         torch.manual_seed(seed + 1)

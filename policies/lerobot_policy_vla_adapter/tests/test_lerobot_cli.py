@@ -11,9 +11,8 @@ from unittest import mock
 import lerobot_policy_vla_adapter  # noqa: F401  (registers vla_adapter, as register_third_party_plugins does)
 import pytest
 import torch
+from lerobot_vla_tools.testing import TEST_TASK, run_cli
 from safetensors.torch import load_file
-
-from lerobot_vla_plugins.testing import TEST_TASK, run_cli
 
 TINY = [
     "--policy.type=vla_adapter",

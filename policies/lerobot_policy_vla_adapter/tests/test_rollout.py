@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from lerobot_vla_plugins.testing import run_cli
+from lerobot_vla_tools.testing import run_cli
 
 H, W = 48, 64
 CAM = f"{{type: opencv, index_or_path: 0, width: {W}, height: {H}, fps: 30}}"

@@ -30,8 +30,7 @@ def test_l1_head_has_the_released_size_without_film_gen(variant, released):
 @pytest.fixture(scope="module")
 def paper_policy():
     from lerobot_policy_vla_adapter.configuration_vla_adapter import VLAAdapterConfig
-
-    from lerobot_vla_plugins.cli.info import build_on_meta
+    from lerobot_vla_tools.cli.info import build_on_meta
 
     return build_on_meta(VLAAdapterConfig())  # no overrides: the paper's model, Meta-World features
 

@@ -20,9 +20,9 @@ from lerobot.robots.config import RobotConfig
 from lerobot.robots.utils import make_robot_from_config
 from lerobot_robot_agibot import AgiBotConfig
 from lerobot_robot_agibot.agibot import AgiBot, BridgeClient
+from lerobot_vla_tools.testing.robots import connected, wait_until
 
 from lerobot_vla_plugins.robots.safety import RobotSafetyError
-from lerobot_vla_plugins.testing.robots import connected, wait_until
 
 TOKEN = "0123456789abcdef-test-token"
 G1_LIMITS = [(-2.5, 2.5)] * 14  # what a --limits-json from a URDF provides

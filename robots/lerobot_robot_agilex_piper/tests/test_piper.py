@@ -27,10 +27,10 @@ from lerobot_robot_agilex_piper.sim_piper import (
     PIPER_JOINT_UPPER,
     SimPiperFirmware,
 )
+from lerobot_vla_tools.testing.robots import connected, wait_until
 
 from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.robots.safety import RobotSafetyError
-from lerobot_vla_plugins.testing.robots import connected, wait_until
 
 JOINT_KEYS = [f"joint_{i}.pos" for i in range(1, 7)]
 

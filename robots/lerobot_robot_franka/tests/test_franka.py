@@ -10,6 +10,7 @@ from lerobot.robots.config import RobotConfig
 from lerobot.robots.utils import make_robot_from_config
 from lerobot_robot_franka import FrankaConfig
 from lerobot_robot_franka.config_franka import FRANKA_JOINT_LIMITS
+from lerobot_vla_tools.testing.robots import connected, wait_until
 
 from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.robots.safety import RobotSafetyError
@@ -20,7 +21,6 @@ from lerobot_vla_plugins.robots.sdk_contract import (
     unwrap,
 )
 from lerobot_vla_plugins.robots.sim import SimFaults
-from lerobot_vla_plugins.testing.robots import connected, wait_until
 
 franky = pytest.importorskip("franky", reason="franky-control has Linux wheels only")
 from lerobot_robot_franka.franka import Franka  # noqa: E402

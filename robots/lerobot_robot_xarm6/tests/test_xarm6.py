@@ -13,6 +13,7 @@ from lerobot.robots.utils import make_robot_from_config
 from lerobot_robot_xarm6 import XArm6Config
 from lerobot_robot_xarm6.sim_xarm import SimXArmAPI, xarm6_joint_limits, xarm_limit_variant
 from lerobot_robot_xarm6.xarm6 import XArm6
+from lerobot_vla_tools.testing.robots import connected, wait_until
 
 from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.robots.safety import RobotSafetyError
@@ -23,7 +24,6 @@ from lerobot_vla_plugins.robots.sdk_contract import (
     signature_mismatches,
     unwrap,
 )
-from lerobot_vla_plugins.testing.robots import connected, wait_until
 
 JOINT_KEYS = [f"joint_{i}.pos" for i in range(1, 7)]
 

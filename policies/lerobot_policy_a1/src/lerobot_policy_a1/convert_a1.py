@@ -94,7 +94,7 @@ def libero_features() -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature
 
 
 def _features(features: str):
-    from lerobot_vla_plugins.cli.info import dataset_features, metaworld_policy_features
+    from lerobot_vla_plugins.features import dataset_features, metaworld_policy_features
 
     if features == "libero":
         return libero_features()
@@ -195,13 +195,13 @@ def convert_a1_checkpoint(
     """
     from transformers import AutoTokenizer
 
+    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.convert.checks import check_weights
     from lerobot_vla_plugins.convert.molmo import (
         convert_molmo_state_dict,
         load_state_dict,
         save_molmo_backbone,
     )
-    from lerobot_vla_plugins.data.atomic import atomic_directory
 
     from .configuration_a1 import A1Config
     from .modeling_a1 import A1Policy

@@ -301,9 +301,13 @@ def sample_shared_layer(num_layers: int, device: torch.device | str = "cpu") -> 
 
 
 class A1Model(nn.Module):
-    """Backbone + head; everything except LeRobot's queues and statistics."""
+    """Backbone + head; everything except LeRobot's queues and statistics.
 
-    def __init__(self, config: A1Config):
+    ``weightless``: built inside ``weightless_pretrained`` (parameter counts, benchmarks): the backbone skips the
+    weight files it reads outside transformers.
+    """
+
+    def __init__(self, config: A1Config, weightless: bool = False):
         super().__init__()
         self.config = config
         family = load_backbone_class(config.backbone_family)
@@ -312,6 +316,7 @@ class A1Model(nn.Module):
             dtype=config.vlm_dtype,
             attn_implementation=config.attn_implementation,
             num_layers=config.vlm_num_layers,
+            weightless=weightless,
         )
         self.backbone.gradient_checkpointing = config.gradient_checkpointing
         self.num_layers = self.backbone.num_layers
@@ -676,11 +681,13 @@ class A1Policy(PreTrainedPolicy):
     # FSDP wrap units for LeRobot >= 0.6.2's --parallelism.dp_shard: the VLM's and the expert's Qwen2 layers
     _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
-    def __init__(self, config: A1Config, **kwargs):
+    def __init__(self, config: A1Config, *, weightless: bool = False, **kwargs):
+        """``weightless=True``: random weights only, reading no weight file outside transformers (for parameter
+        counts and benchmarks built inside ``weightless_pretrained``)."""
         super().__init__(config)
         config.validate_features()
         self.config = config
-        self.model = A1Model(config)
+        self.model = A1Model(config, weightless=weightless)
         self.calibration: ExitCalibration | None = None
         self.exit_stats = ExitStats(num_layers=self.model.num_layers)
         self.last_exit_info: dict | None = None

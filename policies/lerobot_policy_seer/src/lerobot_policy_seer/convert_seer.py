@@ -265,8 +265,8 @@ class ConvertSeerConfig:
 
 def convert(cfg: ConvertSeerConfig) -> Path:
     """Write the LeRobot ``seer`` policy directory for ``cfg.checkpoint``; returns its path."""
+    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.convert.checks import check_weights
-    from lerobot_vla_plugins.data.atomic import atomic_directory
 
     from .modeling_seer import SeerPolicy
     from .processor_seer import make_seer_pre_post_processors

@@ -422,6 +422,7 @@ def write_backbone(cfg: ConvertVitaConfig, tmp: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
+    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.convert.checks import check_weights
 
     src = Path(cfg.vita_path).expanduser()

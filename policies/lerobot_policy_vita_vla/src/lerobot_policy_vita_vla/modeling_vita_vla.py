@@ -76,10 +76,11 @@ def align_loss(student: Tensor, teacher: Tensor, valid: Tensor, kind: str) -> Te
 RELEASED_VITA_ID = "VITA-MLLM/VITA-1.5"
 
 
-def check_vlm_path(path: str) -> None:
-    """Refuse VITA-1.5 in its released layout (it needs the VITA repository's code) with the command that converts it."""
-    from lerobot_vla_plugins.presets import weightless_active
+def check_vlm_path(path: str, weightless: bool = False) -> None:
+    """Refuse VITA-1.5 in its released layout (it needs the VITA repository's code) with the command that converts it.
 
+    ``weightless=True`` accepts the released Hub id: inside ``weightless_pretrained`` it is built from its preset.
+    """
     hint = (
         "convert it once with `lerobot-vita-convert --vita_path=<VITA-1.5 dir> --vision_tower_path=<InternViT-300M-448px dir> "
         "--output_dir=<dir>` and pass --policy.vlm_path=<dir>"
@@ -93,7 +94,7 @@ def check_vlm_path(path: str) -> None:
             raise ValueError(
                 f"vita_vla: vlm_path={path} is VITA-1.5 in its released layout ({model_type!r}); {hint}"
             )
-    elif path == RELEASED_VITA_ID and not weightless_active():
+    elif path == RELEASED_VITA_ID and not weightless:
         raise ValueError(
             f"vita_vla: vlm_path={path} is published in VITA's own layout, not transformers' InternVL; {hint}"
         )
@@ -102,10 +103,10 @@ def check_vlm_path(path: str) -> None:
 class VitaVlaModel(nn.Module):
     """VLM (``InternVLBackbone``) + state encoder + action token + action mapper + the teacher's action decoder."""
 
-    def __init__(self, config: VitaVlaConfig):
+    def __init__(self, config: VitaVlaConfig, weightless: bool = False):
         super().__init__()
         self.config = config
-        check_vlm_path(config.vlm_path)
+        check_vlm_path(config.vlm_path, weightless)
         self.backbone = InternVLBackbone.from_pretrained(
             config.vlm_path,
             dtype=config.vlm_dtype,
@@ -219,11 +220,13 @@ class VitaVlaPolicy(PreTrainedPolicy):
     # FSDP units under LeRobot 0.6.2's --parallelism.dp_shard: the Qwen2 decoder layers of its InternVL LLM
     _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
-    def __init__(self, config: VitaVlaConfig, **kwargs):
+    def __init__(self, config: VitaVlaConfig, *, weightless: bool = False, **kwargs):
+        """``weightless=True``: random weights for parameter counts and benchmarks (built inside
+        ``weightless_pretrained``): the released Hub id is accepted and no teacher or trained checkpoint is required."""
         super().__init__(config)
         config.validate_features()
         self.config = config
-        self._check_stage_inputs()
+        self._check_stage_inputs(weightless)
         teacher = None
         fresh = config.pretrained_path is None
         if config.teacher_path and fresh and config.stage in ("align", "only_finetune"):
@@ -231,7 +234,7 @@ class VitaVlaPolicy(PreTrainedPolicy):
             # stage-1 teacher is loaded at the first training step (never for inference)
             teacher = load_teacher(config.teacher_path)
             self._check_teacher(teacher)
-        self.model = VitaVlaModel(config)
+        self.model = VitaVlaModel(config, weightless)
         if teacher is not None and fresh:
             # the teacher's decoder and heads become ours (Sec. 3.2: "reused from the small action model")
             self.model.action_head.load_state_dict(teacher.model.action_head.state_dict())
@@ -247,21 +250,15 @@ class VitaVlaPolicy(PreTrainedPolicy):
         if config.compile_model:
             compile_repeated_blocks(self.model, config.compile_mode)
 
-    def _check_stage_inputs(self) -> None:
-        from lerobot_vla_plugins.presets import weightless_active
-
+    def _check_stage_inputs(self, weightless: bool) -> None:
         cfg = self.config
         needs_teacher = cfg.stage == "align" or (cfg.stage == "only_finetune" and cfg.pretrained_path is None)
-        if needs_teacher and not cfg.teacher_path and not weightless_active():
+        if needs_teacher and not cfg.teacher_path and not weightless:
             raise ValueError(
                 f"vita_vla: stage={cfg.stage!r} needs the trained Seer teacher: pass --policy.teacher_path=<seer checkpoint "
                 "directory> (e.g. outputs/train/seer/checkpoints/last/pretrained_model)"
             )
-        if (
-            cfg.stage in ("finetune", "freeze_vlm")
-            and cfg.pretrained_path is None
-            and not weightless_active()
-        ):
+        if cfg.stage in ("finetune", "freeze_vlm") and cfg.pretrained_path is None and not weightless:
             raise ValueError(
                 f"vita_vla: stage={cfg.stage!r} continues a trained VITA-VLA: pass --policy.path=<align (or two-stage) "
                 "checkpoint>; to fine-tune without alignment use --policy.stage=only_finetune --policy.teacher_path=<seer>"

@@ -166,7 +166,7 @@ def convert_checkpoint(
     from lerobot.configs.types import FeatureType, PolicyFeature
     from safetensors.torch import load_file
 
-    from lerobot_vla_plugins.data.atomic import atomic_directory
+    from lerobot_vla_plugins.atomic import atomic_directory
 
     from .configuration_vla_adapter import VLAAdapterConfig
     from .modeling_vla_adapter import _CHECKPOINT_VLM, CHECKPOINT_VLM_DIR, VLAAdapterPolicy, adapt_state_dict
@@ -299,7 +299,7 @@ def convert_base_vlm(
     """
     from safetensors.torch import load_file
 
-    from lerobot_vla_plugins.data.atomic import atomic_directory
+    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.presets import load_preset
 
     run_dir = Path(run_dir)

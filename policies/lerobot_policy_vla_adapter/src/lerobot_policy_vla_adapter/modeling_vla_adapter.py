@@ -130,11 +130,13 @@ class VLAAdapterPolicy(PreTrainedPolicy):
     # FSDP wrap units for LeRobot >= 0.6.2's --parallelism.dp_shard: the Qwen2.5 decoder layers
     _fsdp_wrap_modules = QWEN2_WRAP_MODULES
 
-    def __init__(self, config: VLAAdapterConfig, **kwargs):
+    def __init__(self, config: VLAAdapterConfig, *, weightless: bool = False, **kwargs):
+        """``weightless=True``: random weights only, reading no weight file outside transformers (for parameter
+        counts and benchmarks built inside ``weightless_pretrained``)."""
         super().__init__(config)
         config.validate_features()
         self.config = config
-        backbone = self._build_backbone(config)
+        backbone = self._build_backbone(config, weightless)
         state_dim = config.robot_state_feature.shape[0]
         action_dim = config.action_feature.shape[0]
         self.model = VLAAdapterModel(config, backbone, state_dim, action_dim)
@@ -146,13 +148,13 @@ class VLAAdapterPolicy(PreTrainedPolicy):
 
     # ------------------------------------------------------------------ construction
     @staticmethod
-    def _build_backbone(config: VLAAdapterConfig) -> PrismaticBackbone:
+    def _build_backbone(config: VLAAdapterConfig, weightless: bool = False) -> PrismaticBackbone:
         checkpoint_vlm = _CHECKPOINT_VLM.get()
         kw = {"attn_implementation": config.attn_implementation}
         if checkpoint_vlm is not None:
             return PrismaticBackbone.from_pretrained(checkpoint_vlm, load_weights=False, **kw)
         if config.vlm_path is not None:
-            return PrismaticBackbone.from_pretrained(config.vlm_path, **kw)
+            return PrismaticBackbone.from_pretrained(config.vlm_path, weightless=weightless, **kw)
         return PrismaticBackbone.from_parts(config.dino_model, config.siglip_model, config.llm_model, **kw)
 
     def _apply_training_mode(self) -> None:
