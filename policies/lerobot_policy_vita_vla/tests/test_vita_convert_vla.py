@@ -16,9 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from lerobot_policy_vita_vla.convert_vita import main
+from lerobot_vla_tools.testing.vita import write_released_vita15
 from safetensors.torch import load_file
-
-from lerobot_vla_plugins.testing.vita import write_released_vita15
 
 D, DT, ARM = 64, 48, 6  # VITA-1.5 width (write_released_vita15's text_width), teacher width, arm dims
 

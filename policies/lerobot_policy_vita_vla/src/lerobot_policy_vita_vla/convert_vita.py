@@ -295,7 +295,7 @@ class ConvertVitaConfig:
 def convert(cfg: ConvertVitaConfig) -> Path:
     """Write the native InternVL checkpoint (or, with ``vla_checkpoint``, the ``vita_vla`` policy); returns
     ``output_dir``."""
-    from lerobot_vla_plugins.data.atomic import atomic_directory
+    from lerobot_vla_plugins.atomic import atomic_directory
 
     if not cfg.vita_path or not cfg.output_dir:
         raise ValueError("pass --vita_path=<VITA-1.5 directory> and --output_dir=<directory to write>")
@@ -362,8 +362,8 @@ def vla_policy_config(cfg: ConvertVitaConfig, state: dict[str, Tensor], vlm_path
 def convert_vla(cfg: ConvertVitaConfig) -> Path:
     """``--vla_checkpoint``: the released VITA-VLA -> a ``vita_vla`` policy directory (config.json,
     model.safetensors, processors, the converted VITA-1.5 backbone in ``vlm/``)."""
+    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.convert.checks import check_weights
-    from lerobot_vla_plugins.data.atomic import atomic_directory
 
     from .modeling_vita_vla import VitaVlaPolicy
     from .processor_vita_vla import make_vita_vla_pre_post_processors
@@ -422,7 +422,6 @@ def write_backbone(cfg: ConvertVitaConfig, tmp: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, InternVLForConditionalGeneration
 
-    from lerobot_vla_plugins.atomic import atomic_directory
     from lerobot_vla_plugins.convert.checks import check_weights
 
     src = Path(cfg.vita_path).expanduser()
