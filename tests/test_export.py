@@ -19,15 +19,17 @@ CASES = {
     "vla_adapter": "vla_adapter (pro, tiny)@tiny",
     "seer": "seer@tiny",
     "a1": "a1 (tiny, flow matching)@tiny",
+    "vita_vla": "vita_vla@tiny",
+    "a1_internvl": "a1 (evo1 backbone)@tiny",
 }
 
 
-def build(policy_type: str, scratch: Path):
-    """(policy, preprocessor) of the tiny bench case of ``policy_type``."""
+def build(name: str, scratch: Path):
+    """(policy, preprocessor) of the tiny bench case ``CASES[name]``."""
     from lerobot_vla_tools.speed import iter_cases
     from lerobot_vla_tools.speed.worker import build_policy
 
-    (case,) = [c for c in iter_cases() if c.key == CASES[policy_type]]
+    (case,) = [c for c in iter_cases() if c.key == CASES[name]]
     spec = {
         "policy_type": case.policy_type,
         "overrides": case.resolve_overrides(scratch),
@@ -48,31 +50,40 @@ def example(policy, pre, seed: int, task: str = "Press a button from the top") -
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """``{policy_type: (policy, preprocessor, runner)}``, exported on first use."""
+    """``{name: (policy, preprocessor, runner)}`` of ``CASES``, exported on first use."""
     from lerobot_vla_tools.export import OnnxChunkRunner, export_chunk_graph
 
     root = tmp_path_factory.mktemp("export")
     done: dict = {}
 
-    def get(policy_type: str):
-        if policy_type not in done:
-            policy, pre = build(policy_type, root / "scratch")
-            path = root / f"{policy_type}.onnx"
+    def get(name: str):
+        if name not in done:
+            policy, pre = build(name, root / "scratch")
+            path = root / f"{name}.onnx"
             export_chunk_graph(policy, example(policy, pre, seed=0), path)
-            done[policy_type] = (policy, pre, OnnxChunkRunner(path))
-        return done[policy_type]
+            done[name] = (policy, pre, OnnxChunkRunner(path))
+        return done[name]
 
     return get
 
 
-@pytest.mark.parametrize("policy_type", ["vla_adapter", "seer", pytest.param("a1", marks=pytest.mark.slow)])
-def test_onnx_chunk_matches_eager_on_an_observation_it_was_not_traced_on(policy_type, exported):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vla_adapter",
+        "seer",
+        "vita_vla",
+        pytest.param("a1", marks=pytest.mark.slow),
+        pytest.param("a1_internvl", marks=pytest.mark.slow),
+    ],
+)
+def test_onnx_chunk_matches_eager_on_an_observation_it_was_not_traced_on(name, exported):
     from lerobot_vla_tools.export import parity
 
-    policy, pre, runner = exported(policy_type)
+    policy, pre, runner = exported(name)
     batch = example(policy, pre, seed=3)  # other images and state than the traced example
     diff = parity(policy, batch, runner)
-    assert diff <= TOL, f"{policy_type}: max |eager - onnx| = {diff:.2e}"
+    assert diff <= TOL, f"{name}: max |eager - onnx| = {diff:.2e}"
     chunk, ref = runner(batch), policy.predict_action_chunk(batch)
     assert chunk.shape == ref.shape and chunk.shape[-1] == 4  # (B, T, A): Meta-World's 4-D action
     assert torch.isfinite(chunk).all()
@@ -109,9 +120,10 @@ def test_policies_without_a_chunk_graph_say_why():
     from lerobot_vla_tools.export import check_exportable
 
     with pytest.raises(
-        ValueError, match="vita_vla: no ONNX export .*nonzero.*exported policy types: a1, seer"
+        ValueError,
+        match="evo1: no ONNX export .*noise.*exported policy types: a1, seer, vita_vla, vla_adapter",
     ):
-        check_exportable("vita_vla")
+        check_exportable("evo1")
 
 
 def test_export_command_writes_the_graph_and_its_parity(tmp_path):
@@ -145,8 +157,12 @@ def test_speed_bench_adds_an_onnx_row_after_each_exportable_eager_row():
     from lerobot_vla_tools.speed.harness import BenchSettings, select_cases
 
     keys = [c.key for c in select_cases(BenchSettings(sizes=["tiny"], onnx=True))]
-    for name in ("vla_adapter (pro, tiny)", "seer", "a1 (tiny, flow matching)"):
+    for name in (
+        "vla_adapter (pro, tiny)",
+        "seer",
+        "a1 (tiny, flow matching)",
+        "a1 (evo1 backbone)",
+        "vita_vla",
+    ):
         assert keys[keys.index(f"{name}@tiny") + 1] == f"{name} + onnx@tiny"
-    assert (
-        "evo1 + onnx@tiny" not in keys and "vita_vla + onnx@tiny" not in keys
-    )  # no chunk graph (NOT_EXPORTED)
+    assert "evo1 + onnx@tiny" not in keys  # no chunk graph (NOT_EXPORTED)

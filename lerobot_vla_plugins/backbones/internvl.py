@@ -197,17 +197,18 @@ class InternVLBackbone(VLMBackbone):
         token_embeds, slots, per_sample_images = [], [], []
         inline_slots: dict[str, list[Tensor]] = {name: [] for name in inline}
         for i, prompt in enumerate(prompts):
-            ids = (
-                self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids[0].to(device)
-            )
-            slot = (ids == self.image_token_id).nonzero().squeeze(-1)
+            id_list = list(self.tokenizer(prompt, add_special_tokens=False).input_ids)
+            ids = torch.tensor(id_list, dtype=torch.long, device=device)
+            # slot positions from the token list in plain Python (no data-dependent nonzero() in a traced
+            # graph: the prompt is fixed at export, so the positions are constants of it)
+            slot = _positions(id_list, self.image_token_id, device)
             if slot.numel() != v * self.num_image_tokens:
                 raise ValueError(
                     f"prompt {i} has {slot.numel()} image tokens but the batch has {v} views x {self.num_image_tokens}; "
                     "put one image_placeholder() per view in the prompt"
                 )
             for name, token_id in inline_ids.items():
-                where = (ids == token_id).nonzero().squeeze(-1)
+                where = _positions(id_list, token_id, device)
                 if where.numel() != inline[name].shape[1]:
                     raise ValueError(
                         f"prompt {i} has {where.numel()} {name} tokens but {inline[name].shape[1]} embeddings were given for them"
@@ -238,3 +239,8 @@ class InternVLBackbone(VLMBackbone):
                 f"tokenizer.add_special_tokens(...) when converting the checkpoint"
             )
         return int(token_id)
+
+
+def _positions(ids: list[int], token_id: int, device: torch.device) -> Tensor:
+    """(n,) long positions of ``token_id`` in the token list ``ids``, as ``(ids == token_id).nonzero()``."""
+    return torch.tensor([j for j, t in enumerate(ids) if t == token_id], dtype=torch.long, device=device)

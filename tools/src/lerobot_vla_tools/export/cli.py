@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     policy, pre = load_policy(cfg.policy_path)
     try:
-        check_exportable(policy.config.type, getattr(policy.config, "backbone_family", None))
+        check_exportable(policy.config.type)
     except ValueError as err:
         print(f"lerobot-vla-export: error: {err}", file=sys.stderr)
         return 2

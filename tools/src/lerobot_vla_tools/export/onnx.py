@@ -12,12 +12,15 @@ What each policy exports (:data:`EXPORTED`):
 * ``vla_adapter``: Prismatic backbone + Bridge Attention head (deterministic regression).
 * ``a1``: full depth, flow-matching head with its ``num_inference_steps`` Euler steps (eq. 2 of A1) from a
   ``noise`` input ``(B, T, A_pad)``, so eager and ONNX agree exactly given the same noise; the MLP head is
-  deterministic. Early exit is data-dependent control flow and is not exported (the graph is full depth).
+  deterministic. Early exit is data-dependent control flow and is not exported (the graph is full depth). On a
+  Molmo or an InternVL backbone (``backbone_family``).
 * ``seer``: the first step of an episode (history of one frame; the history window is not an input yet).
+* ``vita_vla``: the first step of an episode (history of one frame, padded to ``history_length`` turns with it
+  under ``pad_history``): vision tower + projector, InternVL language model over the turns prompt, action mapper
+  and action head. Later steps' longer history is not an input (the turns prompt grows with it).
 
-``vita_vla`` does not export: ``torch.export`` stops at the data-dependent ``nonzero`` that finds the image and
-state slots of the tokenised prompt (``backbones/internvl.py``, ``prepare_inputs``); LeRobot's ``evo1`` samples
-its noise inside ``predict_action_chunk`` (no noise input to make parity deterministic).
+LeRobot's ``evo1`` samples its noise inside ``predict_action_chunk`` (no noise input to make parity
+deterministic).
 """
 
 from __future__ import annotations
@@ -36,13 +39,10 @@ EXPORTED = {
     "vla_adapter": "backbone + Bridge Attention head",
     "a1": "backbone + head at full depth (flow matching: Euler loop from the noise input)",
     "seer": "encoders + trunk + decoder, first step of an episode (history of one frame)",
+    "vita_vla": "backbone + action mapper + action head, first step of an episode (history of one frame)",
 }
 #: why the other policy types of this collection (and evo1) have none
 NOT_EXPORTED = {
-    "vita_vla": (
-        "torch.export stops at the data-dependent nonzero() that locates the image/state slots of the tokenised "
-        "prompt (backbones/internvl.py, prepare_inputs)"
-    ),
     "evo1": "LeRobot's evo1 draws its noise inside predict_action_chunk (no noise input for deterministic parity)",
 }
 
@@ -75,22 +75,21 @@ CHUNK_FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
     "a1": (_a1_chunk, _a1_noise_shape),
     "vla_adapter": (_default_chunk, lambda policy, b: None),
     "seer": (_default_chunk, lambda policy, b: None),
+    "vita_vla": (_default_chunk, lambda policy, b: None),
 }
 
 
-def export_refusal(policy_type: str, backbone_family: str | None = None) -> str | None:
-    """Why a policy of ``policy_type`` (on a ``backbone_family`` backbone, for A1) has no chunk graph, or None."""
+def export_refusal(policy_type: str) -> str | None:
+    """Why a policy of ``policy_type`` has no chunk graph, or None."""
     if policy_type not in CHUNK_FUNCTIONS:
         why = NOT_EXPORTED.get(policy_type, "no chunk graph is defined for it")
         return f"{policy_type}: no ONNX export ({why}); exported policy types: {', '.join(sorted(CHUNK_FUNCTIONS))}"
-    if backbone_family == "internvl":  # A1 on evo1's backbone: the same prompt-slot nonzero() as vita_vla
-        return f"{policy_type} on an InternVL backbone: no ONNX export ({NOT_EXPORTED['vita_vla']})"
     return None
 
 
-def check_exportable(policy_type: str, backbone_family: str | None = None) -> None:
+def check_exportable(policy_type: str) -> None:
     """Raise ValueError with :func:`export_refusal`'s reason when there is no chunk graph."""
-    why = export_refusal(policy_type, backbone_family)
+    why = export_refusal(policy_type)
     if why is not None:
         raise ValueError(why)
 
@@ -169,7 +168,7 @@ def export_chunk_graph(policy, batch: dict, path: str | Path, opset: int = 18) -
         batch: a preprocessed observation batch (what ``predict_action_chunk`` receives); its batch size and task
             prompt are fixed in the graph.
     """
-    check_exportable(policy.config.type, getattr(policy.config, "backbone_family", None))
+    check_exportable(policy.config.type)
     policy.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +177,7 @@ def export_chunk_graph(policy, batch: dict, path: str | Path, opset: int = 18) -
     noise = make_noise(policy, bsz)
     args = tuple(batch[k] for k in keys) + ((noise,) if noise is not None else ())
     names = keys + (["noise"] if noise is not None else [])
-    graph = ChunkGraph(policy, batch, keys, noise is not None)
+    graph = ChunkGraph(policy, batch, keys, noise is not None).eval()
     with torch.no_grad():
         out = graph(*args)
         torch.onnx.export(

@@ -134,7 +134,7 @@ def onnx_variant(case: BenchCase) -> BenchCase | None:
 
     if case.setup is not None or case.backend != "eager" or "compile_model" in case.overrides:
         return None
-    if export_refusal(case.policy_type, case.overrides.get("backbone_family")) is not None:
+    if export_refusal(case.policy_type) is not None:
         return None
     return replace(
         case,

@@ -397,7 +397,7 @@ def run(spec: dict) -> dict:
     if spec.get("backend", "eager") == "onnx":
         from lerobot_vla_tools.export import export_refusal
 
-        why = export_refusal(cfg.type, getattr(cfg, "backbone_family", None))
+        why = export_refusal(cfg.type)
         if why is not None or spec["phase"] != "infer":
             return {**out, "skipped": why or "ONNX rows are inference only"}
         runner, out["export_s"] = onnx_runner(spec, policy, preprocessor, cfg)
