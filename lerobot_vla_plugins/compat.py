@@ -83,7 +83,10 @@ def save_with_lerobot(base: Any, save_directory: Path, state_dict: dict[str, Ten
 def accelerate_env_refused() -> bool:
     """Whether the installed LeRobot refuses ``accelerate launch --config_file`` (``ACCELERATE_USE_FSDP``) in
     favour of ``--parallelism.dp_shard`` (0.6.2)."""
-    return importlib.util.find_spec("lerobot.distributed.factory") is not None
+    try:  # find_spec imports the parent package, which 0.6.1 does not have
+        return importlib.util.find_spec("lerobot.distributed.factory") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def publish_policy(
