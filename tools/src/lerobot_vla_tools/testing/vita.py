@@ -219,7 +219,12 @@ def build_tiny_vita_with_teacher(scratch: str | Path, history: int = 2) -> dict:
     cfg.output_features = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))}
     teacher = scratch / "tiny_seer_teacher"
     SeerPolicy(cfg).save_pretrained(teacher)
-    for pipeline in make_seer_pre_post_processors(cfg):
+    # a LeRobot-trained teacher carries its statistics (stage 1 refuses one that normalises without them)
+    stats = {
+        key: {"mean": torch.zeros(4), "std": torch.ones(4), "min": -torch.ones(4), "max": torch.ones(4)}
+        for key in ("observation.state", "action")
+    }
+    for pipeline in make_seer_pre_post_processors(cfg, dataset_stats=stats):
         pipeline.save_pretrained(teacher)
     return {
         "vlm_path": str(vita),
