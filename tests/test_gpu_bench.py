@@ -79,7 +79,7 @@ def test_dry_run_runs_every_step_tiny_on_cpu_and_writes_json_and_markdown(tmp_pa
     out = tmp_path / "out"
     proc = run("--dry", f"--wheels={wheels}", f"--out={out}", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "21 wheels, every required one once" in proc.stdout
+    assert f"{len(list(wheels.iterdir()))} wheels, every required one once" in proc.stdout
     report = json.loads((out / "gpu_bench.json").read_text())
     steps = {s["name"]: s for s in report["steps"]}
     assert list(steps) == ["speed", "early_exit", "cuda_graphs"] and report["machine"]["dry"] is True
