@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lerobot_policy_vita_vla.convert_vita import INTERNVIT_300M_448PX
+
 from .internvl import build_tiny_internvl
 from .tokenizers import train_byte_level_bpe
 
@@ -98,21 +100,16 @@ def write_released_vita15(
     )
     (vit_dir / "config.json").write_text(
         json.dumps(
-            {
+            {  # the published InternViT-300M config at tiny size
                 "architectures": ["InternVisionModel"],
                 "model_type": "intern_vit_6b",
+                **INTERNVIT_300M_448PX,
                 "hidden_size": vision_width,
                 "intermediate_size": 2 * vision_width,
                 "num_attention_heads": vision_heads,
                 "num_hidden_layers": vision_layers,
                 "image_size": image_size,
                 "patch_size": patch_size,
-                "qkv_bias": True,
-                "qk_normalization": False,
-                "norm_type": "layer_norm",
-                "layer_norm_eps": 1e-6,
-                "hidden_act": "gelu",
-                "initializer_factor": 0.1,
             },
             indent=2,
         )
