@@ -149,6 +149,7 @@ class GuardedArm(Robot):
         self.holds = 0  # watchdog holds (tests, logs)
         self._connected = False
         self._fault: RobotSafetyError | None = None
+        self._stopped_fault: RobotSafetyError | None = None  # `fault` as seen outside: set once the stop ran
         self._fault_listeners: list[Callable[[GuardedArm, RobotSafetyError], None]] = []
         self._lock = threading.RLock()
         self._io_lock = threading.RLock()
@@ -268,6 +269,7 @@ class GuardedArm(Robot):
                     self._stop(hold)
                 except Exception:
                     logger.exception("%s: the vendor stop after a fault failed", self.label)
+                self._stopped_fault = err
         if first:
             for callback in list(self._fault_listeners):
                 try:
@@ -318,7 +320,7 @@ class GuardedArm(Robot):
             raise DeviceAlreadyConnectedError(f"{self.label} is already connected")
         if not self.member:
             check_rollout_policy_fits(self.label, self.name, self.observation_features, self.action_features)
-        self._fault = None
+        self._fault = self._stopped_fault = None
         self._stop_event.clear()
         self._clock = FeedbackClock(self.config.feedback_timeout_s, self.label)
         self._q, self._last_target, self._held, self.holds = None, None, True, 0
