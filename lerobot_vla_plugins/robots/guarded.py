@@ -498,6 +498,7 @@ class GuardedComposite(Robot):
         }
         self._connected = False
         self._fault: RobotSafetyError | None = None
+        self._stopped_fault: RobotSafetyError | None = None
         self._lock = threading.RLock()
 
     @property
@@ -535,7 +536,8 @@ class GuardedComposite(Robot):
 
     @property
     def fault(self) -> RobotSafetyError | None:
-        return self._fault
+        """The first member's fault, visible once every member has been stopped."""
+        return self._stopped_fault
 
     def _on_member_fault(self, arm: GuardedArm, exc: RobotSafetyError) -> None:
         with self._lock:
@@ -545,6 +547,7 @@ class GuardedComposite(Robot):
         for other in self.members.values():
             if other is not arm:
                 other.trip(RobotSafetyError(f"{other.label}: stopped because {arm.label} faulted ({exc})"))
+        self._stopped_fault = exc
 
     def _raise_if_faulted(self) -> None:
         if self._fault is not None:
@@ -556,7 +559,7 @@ class GuardedComposite(Robot):
         if self._connected:
             raise DeviceAlreadyConnectedError(f"{self.label} is already connected")
         check_rollout_policy_fits(self.label, self.name, self.observation_features, self.action_features)
-        self._fault = None
+        self._fault = self._stopped_fault = None
         try:
             for arm in self.members.values():
                 arm.connect(calibrate)
