@@ -3,7 +3,7 @@
 MuJoCo episode, then the same command again reruns nothing.
 
 Slow: a failing Meta-World episode is 500 rendered steps (a few minutes on 2 CPU cores). Run with
-``pytest -m slow tests/protocols/test_learning_real.py``.
+``pytest -m slow tests/bench/test_learning_real.py``.
 """
 
 import json

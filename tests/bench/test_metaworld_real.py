@@ -2,7 +2,7 @@
 ``lerobot-vla-bench --protocol=metaworld`` running real lerobot-eval episodes in MuJoCo, then a resume.
 
 Slow: one failing Meta-World episode is 500 steps with two 480x480 renders per step (several minutes on 2 CPU
-cores). Run with ``pytest -m slow tests/protocols/test_metaworld_real.py``.
+cores). Run with ``pytest -m slow tests/bench/test_metaworld_real.py``.
 """
 
 import csv
