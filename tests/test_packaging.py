@@ -160,3 +160,25 @@ def test_command_names_agree_with_their_packages():
     """``lerobot-vla-bench`` runs the package ``bench``, ``lerobot-vla-speed`` the package ``speed``."""
     for command in ("bench", "speed", "data"):
         assert KNOWN_COMMANDS[f"lerobot-vla-{command}"].startswith(f"lerobot_vla_tools.{command}.")
+
+
+def test_one_command_points_every_distribution_at_the_published_repository(tmp_path):
+    """scripts/set_project_url.py (what the release workflow tells a maintainer to run) rewrites every URL of
+    every distribution, and refuses what is not a GitHub repository URL."""
+    spec = importlib.util.spec_from_file_location("set_project_url", ROOT / "scripts" / "set_project_url.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert sorted(script.pyprojects()) == PROJECT_FILES
+    for path in PROJECT_FILES:
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+    url = "https://github.com/someone/vla-fork"
+    changed = script.set_url(url + "/", tmp_path)
+    assert len(changed) == len(PROJECT_FILES)
+    for copy in script.pyprojects(tmp_path):
+        urls = _load(copy)["urls"]
+        assert urls["Repository"] == urls["Homepage"] == url
+        assert urls["Issues"] == url + "/issues" and urls["Documentation"].startswith(url)
+    with pytest.raises(SystemExit, match="not https://github.com/<owner>/<repo>"):
+        script.set_url("http://example.com/x", tmp_path)
