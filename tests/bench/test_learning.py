@@ -291,3 +291,41 @@ def test_the_cli_dispatches_the_learning_protocol(tmp_path, capsys):
 
     assert main(["--protocol=learning", f"--output_dir={tmp_path}", "--policies=nope"]) == 2
     assert "--policies: no learning recipe for nope" in capsys.readouterr().err
+
+
+def test_an_archive_carries_evaluated_policies_to_another_run(tmp_path, fakes):
+    """--archive: a policy evaluated in one output directory (one machine, one session) counts as done in another
+    (no checkpoint, no dataset carried), is neither trained nor evaluated again, and fills the same table."""
+    _, calls = fakes
+    archive = tmp_path / "records"
+    first = learning(tmp_path, fakes, policies="alpha", tasks=TASKS, archive=str(archive)).run()
+    kept = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file())
+    assert kept == [
+        "alpha/backbone.json", "alpha/eval/units/seed10000/button-press-topdown-v3/eval_info.json",
+        "alpha/eval/units/seed10000/button-press-topdown-v3/unit.json",
+        "alpha/eval/units/seed10000/reach-v3/eval_info.json", "alpha/eval/units/seed10000/reach-v3/unit.json",
+        "alpha/train.json", "data.json",
+    ]  # fmt: skip
+    text = "".join(p.read_text() for p in archive.rglob("*.json"))
+    assert str(tmp_path / "out") not in text and "${output_dir}/alpha/backbone" in text
+
+    elsewhere = tmp_path / "second"
+    elsewhere.mkdir()
+    n_train, n_eval = len(calls("train")), len(calls("eval"))
+    second = learning(elsewhere, fakes, policies="alpha,teacher", tasks=TASKS, archive=str(archive)).run()
+    trained = [t["output_dir"] for t in calls("train")[n_train:]]
+    assert trained == [str(elsewhere / "out" / "teacher" / "train")]  # alpha came from the archive
+    assert len(calls("eval")) - n_eval == 2  # the teacher's two tasks only
+    assert [r["status"] for r in second["rows"]] == ["done", "done", "not run"]
+    assert second["rows"][0]["cells"] == first["rows"][0]["cells"]
+    assert second["rows"][0]["train_s"] == first["rows"][0]["train_s"]
+    assert (archive / "teacher" / "train.json").is_file()  # kept as well, for the next piece
+
+    with pytest.raises(
+        ProtocolError, match=r"stage alpha/train finished with other settings \(args: --steps=40"
+    ):
+        learning(
+            tmp_path / "third", fakes, policies="alpha", tasks=TASKS, steps=50, archive=str(archive)
+        ).run()
+    report = learning(tmp_path / "fourth", fakes, tasks=TASKS, archive=str(archive), report_only=True).run()
+    assert [r["status"] for r in report["rows"]] == ["done", "done", "not run"]
