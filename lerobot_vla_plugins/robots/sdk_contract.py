@@ -107,7 +107,7 @@ def _pybind_overloads(doc: str, name: str) -> list[tuple[list[Param], str]]:
     return out
 
 
-def parameter_specs(obj, name: str) -> list[list[Param]]:
+def parameter_specs(obj: object, name: str) -> list[list[Param]]:
     """Parameter lists of ``obj.name`` (one per overload), without ``self``."""
     fn = getattr(obj, name)
     try:
@@ -263,18 +263,18 @@ class Recorder:
         setattr(object.__getattribute__(self, "_target"), name, value)
 
 
-def record_use(fake) -> tuple[Recorder, SdkUse]:
+def record_use(fake: object) -> tuple[Recorder, SdkUse]:
     use = SdkUse()
     return Recorder(fake, use), use
 
 
-def unwrap(obj):
+def unwrap(obj: object) -> object:
     """The object behind a :class:`Recorder` (for test code that must not be recorded)."""
     return object.__getattribute__(obj, "_target") if isinstance(obj, Recorder) else obj
 
 
 # --- comparison --------------------------------------------------------------------------------------------------
-def signature_mismatches(fake_cls, real_cls, methods: Iterable[str]) -> list[str]:
+def signature_mismatches(fake_cls: type, real_cls: type, methods: Iterable[str]) -> list[str]:
     """Differences in members' kinds and parameters (names, order, kinds, default values); empty = compatible."""
     problems = []
     for name in methods:
@@ -309,7 +309,7 @@ def _binds(real_cls, name: str, args: tuple, kwargs: dict) -> bool:
         return False
 
 
-def contract_problems(fake_cls, real_cls, use: SdkUse) -> list[str]:
+def contract_problems(fake_cls: type, real_cls: type, use: SdkUse) -> list[str]:
     """Every difference between ``fake_cls`` and ``real_cls`` over the members recorded in ``use``."""
     top = sorted(use.top_level)
     problems = signature_mismatches(fake_cls, real_cls, top)
@@ -346,7 +346,7 @@ def _documented_for_path(real_cls, path: str) -> str | None:
     return None
 
 
-def instance_mismatches(fake, real, use: SdkUse) -> list[str]:
+def instance_mismatches(fake: object, real: object, use: SdkUse) -> list[str]:
     """Compares a disconnected fake with a disconnected real instance (e.g. ``XArmAPI(ip, do_not_open=True)``): every
     recorded top-level method called with the recorded arguments must return the same value (the SDK's "not
     connected" convention), and every recorded property must have the same value type (where the SDK's is not None).

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from lerobot.configs.types import PolicyFeature
 
 #: Prompt used for every case (the Meta-World task the datasets of the testing kit use).
 BENCH_PROMPT = "Press a button from the top"
 
 
-def observation_batch(input_features: dict, batch_size: int, generator) -> dict:
+def observation_batch(
+    input_features: dict[str, PolicyFeature], batch_size: int, generator: torch.Generator | None
+) -> dict[str, Any]:
     """An observation batch as ``lerobot-eval`` hands it to the preprocessor (after ``preprocess_observation``).
 
     Images ``(B, C, H, W)`` float in [0, 1], vectors ``(B, D)``, and the task prompt.

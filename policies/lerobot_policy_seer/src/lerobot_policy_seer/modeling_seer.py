@@ -15,6 +15,7 @@ Dimension names: B batch, S history steps, V views, K action queries per step, T
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -31,6 +32,9 @@ from .inference import ActionRule, HistoryLoop
 from .losses import action_losses, foresight_loss
 from .perceiver_resampler import PerceiverResampler
 from .state_action import ActionHead, StateEncoder, gripper_to_action
+
+if TYPE_CHECKING:
+    from transformers import CLIPTextModelWithProjection, PreTrainedTokenizerBase, ViTMAEModel
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -65,7 +69,9 @@ class SeerOutput:
     foresight: Tensor | None
 
 
-def load_frozen_encoders(vision_name: str, text_name: str):
+def load_frozen_encoders(
+    vision_name: str, text_name: str
+) -> tuple[ViTMAEModel, CLIPTextModelWithProjection, PreTrainedTokenizerBase]:
     """MAE ViT (mask ratio 0: every patch kept), CLIP text tower with its projection (= OpenAI ``encode_text``) and
     its tokenizer, through the real transformers ``from_pretrained`` paths."""
     from transformers import (
@@ -181,7 +187,7 @@ class SeerModel(nn.Module):
         nn.init.normal_(self.step_embedding, std=0.02)
         nn.init.normal_(self.foresight_decoder.mask_token, std=0.02)
 
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> Self:
         super().train(mode)
         self.vision_encoder.eval()
         self.text_encoder.eval()

@@ -48,9 +48,15 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import InternVLConfig
+
+    from .configuration_vita_vla import VitaVlaConfig
 
 #: ``OpenGVLab/InternViT-300M-448px`` config.json (the tower VITA-1.5 names in ``mm_vision_tower``), used when
 #: ``--vision_tower_path`` is not given.
@@ -110,7 +116,7 @@ def convert_key(key: str, value: Tensor) -> dict[str, Tensor]:
     raise ValueError(f"not a VITA-1.5 checkpoint: unknown tensor {key!r}")
 
 
-def internvl_config(vita: dict, vision: dict, image_token_id: int):
+def internvl_config(vita: dict, vision: dict, image_token_id: int) -> InternVLConfig:
     """The native ``InternVLConfig`` for a VITA-1.5 ``config.json`` and an InternViT ``config.json``."""
     from transformers import InternVLConfig
 
@@ -306,7 +312,9 @@ def convert(cfg: ConvertVitaConfig) -> Path:
     return Path(cfg.output_dir)
 
 
-def vla_policy_config(cfg: ConvertVitaConfig, state: dict[str, Tensor], vlm_path: Path, stage: str):
+def vla_policy_config(
+    cfg: ConvertVitaConfig, state: dict[str, Tensor], vlm_path: Path, stage: str
+) -> VitaVlaConfig:
     """The ``VitaVlaConfig`` of a converted released checkpoint: sizes from its tensors (policy names), the
     released inference conventions (raw state/actions, 200 px PIL resize, CALVIN or LIBERO rule)."""
     from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature

@@ -14,6 +14,7 @@ Dimension names: B batch, S steps (turns), V views, K action tokens per turn, D 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from lerobot.configs.types import NormalizationMode
@@ -36,6 +37,10 @@ from lerobot_vla_plugins.processors.renormalize import (
 from lerobot_vla_plugins.speed.compile import compile_repeated_blocks
 
 from .configuration_vita_vla import VitaVlaConfig
+
+if TYPE_CHECKING:
+    from lerobot_policy_seer.configuration_seer import SeerConfig
+    from lerobot_policy_seer.modeling_seer import SeerPolicy
 
 STATE_TOKEN = "<state>"
 ACTION_TOKEN = "<action>"
@@ -177,7 +182,9 @@ class VitaVlaModel(nn.Module):
         return parts
 
 
-def teacher_state_renormalizer(config: VitaVlaConfig, tcfg, dataset_stats: dict | None) -> Renormalizer:
+def teacher_state_renormalizer(
+    config: VitaVlaConfig, tcfg: SeerConfig, dataset_stats: dict | None
+) -> Renormalizer:
     """The student's normalised ``observation.state`` -> the state the teacher's own normaliser produces.
 
     The batch is normalised for the student (its ``normalization_mapping`` and this run's dataset statistics). A
@@ -202,7 +209,7 @@ def teacher_state_renormalizer(config: VitaVlaConfig, tcfg, dataset_stats: dict 
     return Renormalizer(student, target)
 
 
-def load_teacher(path: str):
+def load_teacher(path: str) -> SeerPolicy:
     """The trained ``seer`` policy at ``path``, frozen, in eval mode."""
     from lerobot_policy_seer.modeling_seer import SeerPolicy
 
@@ -264,7 +271,7 @@ class VitaVlaPolicy(PreTrainedPolicy):
                 "checkpoint>; to fine-tune without alignment use --policy.stage=only_finetune --policy.teacher_path=<seer>"
             )
 
-    def _check_teacher(self, teacher) -> None:
+    def _check_teacher(self, teacher: SeerPolicy) -> None:
         tcfg = teacher.config
         self.config.check_teacher_config({**_config_dict(tcfg), "type": "seer"})
         missing = [k for k in tcfg.camera_keys if k not in self.config.image_features]
@@ -279,11 +286,13 @@ class VitaVlaPolicy(PreTrainedPolicy):
             )
 
     @property
-    def teacher(self):
+    def teacher(self) -> SeerPolicy | None:
         return self._teacher
 
     @classmethod
-    def from_pretrained(cls, pretrained_name_or_path, *, config: VitaVlaConfig | None = None, **kwargs):
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: VitaVlaConfig | None = None, **kwargs
+    ) -> VitaVlaPolicy:
         """As ``PreTrainedPolicy.from_pretrained``, recording the checkpoint as ``config.pretrained_path`` (LeRobot's
         CLIs do the same) so the stages that continue a checkpoint know they start from one."""
         from lerobot.configs.policies import PreTrainedConfig

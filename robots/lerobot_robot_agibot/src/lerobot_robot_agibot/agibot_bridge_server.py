@@ -55,6 +55,8 @@ import os
 import socketserver
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 PROTOCOL_VERSION = 2
 TOKEN_ENV = "AGIBOT_BRIDGE_TOKEN"
@@ -79,24 +81,29 @@ _A2_LEFT = [
 A2_LIMITS = _A2_LEFT + [(-hi, -lo) for lo, hi in _A2_LEFT]
 SIM_LIMITS = A2_LIMITS
 
+#: What :meth:`Adapter.read` returns: ``(q14 or None, grip2 or None, t, error_or_None)`` (None: no state yet).
+AdapterState = tuple[list[float] | None, list[float] | None, float, str | None]
 
-def encode(msg: dict) -> bytes:
+
+def encode(msg: dict[str, Any]) -> bytes:
     """One message as a JSON line."""
     return (json.dumps(msg, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
 
 
-def decode(line: bytes) -> dict:
+def decode(line: bytes) -> dict[str, Any]:
     msg = json.loads(line.decode("utf-8"))
     if not isinstance(msg, dict):
         raise ValueError("a message must be a JSON object")
     return msg
 
 
-def _finite(values) -> bool:
+def _finite(values: Sequence[object]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
-def cap_step(target, measured, last, max_step):
+def cap_step(
+    target: Sequence[float], measured: Sequence[float], last: Sequence[float], max_step: float
+) -> tuple[list[float], list[int]]:
     """Each target within ``max_step`` of the measured pose and of the last forwarded target (the plugin's guard rule:
     if the two windows do not overlap, the point within ``max_step`` of the measured pose nearest to the last target).
 
@@ -124,17 +131,17 @@ class Adapter:
     name = "base"
     limits = SIM_LIMITS
 
-    def read(self):
+    def read(self) -> AdapterState:
         raise NotImplementedError
 
-    def command(self, q, gripper):
+    def command(self, q: Sequence[float], gripper: Sequence[float]) -> None:
         raise NotImplementedError
 
-    def hold(self):
+    def hold(self) -> None:
         q, g, _, _ = self.read()
         self.command(q, g)
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
@@ -142,7 +149,7 @@ class SimFaults:
     """Switches for the simulated adapter: collision (error reported, arms stop), freeze_feedback (time stamp and
     joints stop changing), disconnected (the server stops answering)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.collision = False
         self.freeze_feedback = False
         self.disconnected = False
@@ -155,7 +162,9 @@ class SimAdapter(Adapter):
 
     name = "sim"
 
-    def __init__(self, limits=None, speed=1.5, step_cap=0.1):
+    def __init__(
+        self, limits: list[tuple[float, float]] | None = None, speed: float = 1.5, step_cap: float = 0.1
+    ) -> None:
         self.limits = limits or SIM_LIMITS
         self.q = [0.5 * (lo + hi) for lo, hi in self.limits]
         self.target = list(self.q)
@@ -165,10 +174,10 @@ class SimAdapter(Adapter):
         self.faults = SimFaults()
         self.commands = self.outside_limits = self.above_step_cap = self.holds = 0
         self._t = time.monotonic()
-        self._frozen = None
+        self._frozen: AdapterState | None = None
         self._lock = threading.Lock()
 
-    def _advance(self):
+    def _advance(self) -> None:
         now = time.monotonic()
         dt, self._t = now - self._t, now
         if self.faults.collision:
@@ -180,7 +189,7 @@ class SimAdapter(Adapter):
             for g, t in zip(self.gripper, self.gripper_target, strict=False)
         ]
 
-    def read(self):
+    def read(self) -> AdapterState:
         with self._lock:
             self._advance()
             err = "collision detected (arm stopped)" if self.faults.collision else None
@@ -191,14 +200,14 @@ class SimAdapter(Adapter):
             self._frozen = None
             return list(self.q), list(self.gripper), time.time(), err
 
-    def hold(self):
+    def hold(self) -> None:
         """Stay at the measured pose (counted in ``holds``, not as a command)."""
         with self._lock:
             self._advance()
             self.holds += 1
             self.target, self.gripper_target = list(self.q), list(self.gripper)
 
-    def command(self, q, gripper):
+    def command(self, q: Sequence[float], gripper: Sequence[float]) -> None:
         with self._lock:
             self._advance()
             self.commands += 1
@@ -223,7 +232,7 @@ class G1Adapter(Adapter):
 
     name = "g1"
 
-    def __init__(self, limits, sdk_module=None):
+    def __init__(self, limits: list[tuple[float, float]] | None, sdk_module: Any = None) -> None:
         if limits is None or len(limits) != 14:
             raise ValueError(
                 "G1: AgiBot does not publish the G1 joint limits; pass your robot's 14 limits (left 7 then right 7, "
@@ -236,7 +245,7 @@ class G1Adapter(Adapter):
         self.controller = sdk_module.RobotController() if hasattr(sdk_module, "RobotController") else None
         self.limits = list(limits)
 
-    def read(self):
+    def read(self) -> AdapterState:
         q, t = self.robot.arm_joint_states()
         g, _ = self.robot.gripper_states()
         err = None
@@ -245,11 +254,11 @@ class G1Adapter(Adapter):
             err = status.get("error") if isinstance(status, dict) else None
         return [float(v) for v in q], [float(v) for v in g], float(t), err
 
-    def command(self, q, gripper):
+    def command(self, q: Sequence[float], gripper: Sequence[float]) -> None:
         self.robot.move_arm(list(q))
         self.robot.move_gripper(list(gripper))
 
-    def close(self):
+    def close(self) -> None:
         if hasattr(self.robot, "shutdown"):
             self.robot.shutdown()
 
@@ -263,7 +272,7 @@ class A2Ros2Transport:
     (``sensor_msgs/JointState``); state comes from ``/motion/control/arm_joint_state`` and ``.../hand_joint_state``.
     """
 
-    def __init__(self, rpc_host="192.168.100.100"):
+    def __init__(self, rpc_host: str = "192.168.100.100") -> None:
         import rclpy  # noqa: PLC0415 - system ROS 2 (Humble), not pip
         from rclpy.node import Node  # noqa: PLC0415
         from sensor_msgs.msg import JointState  # noqa: PLC0415
@@ -274,24 +283,24 @@ class A2Ros2Transport:
         self.node = Node("lerobot_agibot_bridge")
         self.arm_pub = self.node.create_publisher(JointState, "/motion/control/arm_joint_command", 10)
         self.hand_pub = self.node.create_publisher(JointState, "/motion/control/hand_joint_command", 10)
-        self.arm_state = None
-        self.hand_state = None
+        self.arm_state: tuple[list[str], list[float], float] | None = None
+        self.hand_state: tuple[list[str], list[float]] | None = None
         self.node.create_subscription(JointState, "/motion/control/arm_joint_state", self._on_arm, 10)
         self.node.create_subscription(JointState, "/motion/control/hand_joint_state", self._on_hand, 10)
         self._spin = threading.Thread(target=rclpy.spin, args=(self.node,), daemon=True)
         self._spin.start()
 
-    def _on_arm(self, msg):
+    def _on_arm(self, msg: Any) -> None:
         self.arm_state = (
             list(msg.name),
             list(msg.position),
             msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec,
         )
 
-    def _on_hand(self, msg):
+    def _on_hand(self, msg: Any) -> None:
         self.hand_state = (list(msg.name), list(msg.position))
 
-    def set_ext_action(self, ext_action):
+    def set_ext_action(self, ext_action: str) -> dict[str, Any]:
         import urllib.request  # noqa: PLC0415
 
         body = json.dumps({"command": {"action": "McAction_USE_EXT_CMD", "ext_action": ext_action}}).encode()
@@ -299,20 +308,20 @@ class A2Ros2Transport:
         with urllib.request.urlopen(req, timeout=2.0) as resp:  # noqa: S310 - robot-local address
             return json.loads(resp.read().decode() or "{}")
 
-    def publish_arm(self, names, positions):
+    def publish_arm(self, names: Sequence[str], positions: Sequence[float]) -> None:
         msg = self.JointState()
         msg.name, msg.position = list(names), [float(p) for p in positions]
         self.arm_pub.publish(msg)
 
-    def publish_hand(self, names, positions):
+    def publish_hand(self, names: Sequence[str], positions: Sequence[float]) -> None:
         msg = self.JointState()
         msg.name, msg.position = list(names), [float(p) for p in positions]
         self.hand_pub.publish(msg)
 
-    def latest_arm(self):
+    def latest_arm(self) -> tuple[list[str], list[float], float] | None:
         return self.arm_state
 
-    def latest_hand(self):
+    def latest_hand(self) -> tuple[list[str], list[float]] | None:
         return self.hand_state
 
 
@@ -331,12 +340,14 @@ class A2Adapter(Adapter):
     name = "a2"
     hand_max = 1.0
 
-    def __init__(self, transport=None, limits=None):
+    def __init__(
+        self, transport: A2Ros2Transport | None = None, limits: list[tuple[float, float]] | None = None
+    ) -> None:
         self.t = transport or A2Ros2Transport()
         self.limits = limits or A2_LIMITS
         self.t.set_ext_action("PASSIVE_UPPER_BODY_JOINT_SERVO")
 
-    def read(self):
+    def read(self) -> AdapterState:
         arm = self.t.latest_arm()
         if arm is None:
             return None, None, 0.0, "no /motion/control/arm_joint_state received yet"
@@ -351,7 +362,7 @@ class A2Adapter(Adapter):
                 grip[side_i] = min(1.0, max(0.0, sum(vals) / len(vals) / self.hand_max)) if vals else 0.0
         return q, grip, float(stamp), None
 
-    def command(self, q, gripper):
+    def command(self, q: Sequence[float], gripper: Sequence[float]) -> None:
         self.t.publish_arm(A2_ARM_NAMES, q)
         names = [f"{s}_hand_joint{i}" for s in ("left", "right") for i in range(1, 7)]
         self.t.publish_hand(names, [gripper[0] * self.hand_max] * 6 + [gripper[1] * self.hand_max] * 6)
@@ -360,7 +371,7 @@ class A2Adapter(Adapter):
 # ------------------------------------------------------------------------------------------------------------------
 # Server
 # ------------------------------------------------------------------------------------------------------------------
-def check_token(token) -> str:
+def check_token(token: str | None) -> str:
     """The shared secret, refused if missing or shorter than :data:`MIN_TOKEN_LENGTH`."""
     if not token or len(token.strip()) < MIN_TOKEN_LENGTH:
         raise ValueError(
@@ -371,7 +382,7 @@ def check_token(token) -> str:
     return token.strip()
 
 
-def check_host(host) -> str:
+def check_host(host: str) -> str:
     """The interface to bind; wildcard addresses are refused."""
     if host in WILDCARD_HOSTS:
         raise ValueError(
@@ -394,7 +405,15 @@ class BridgeServer:
             target (rad); larger steps are clamped.
     """
 
-    def __init__(self, adapter, host, port, token, command_timeout_s=0.5, max_step=0.1):
+    def __init__(
+        self,
+        adapter: Adapter,
+        host: str,
+        port: int,
+        token: str | None,
+        command_timeout_s: float = 0.5,
+        max_step: float = 0.1,
+    ) -> None:
         if not max_step > 0:
             raise ValueError(f"--max-step must be > 0 rad, got {max_step}")
         self.adapter = adapter
@@ -406,12 +425,12 @@ class BridgeServer:
         self.refused_auth = 0
         self._lock = threading.Lock()
         self._last = time.monotonic()
-        self._last_target = None
+        self._last_target: list[float] | None = None
         self._clients = 0
         bridge = self
 
         class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
+            def handle(self) -> None:
                 with bridge._lock:
                     bridge._clients += 1
                     bridge._last = time.monotonic()
@@ -442,9 +461,9 @@ class BridgeServer:
         self.server = Server((check_host(host), port), Handler)
         self.address = self.server.server_address
         self._stop = threading.Event()
-        self._threads = []
+        self._threads: list[threading.Thread] = []
 
-    def _safe_hold(self, why):
+    def _safe_hold(self, why: str) -> None:
         try:
             self.adapter.hold()
             with self._lock:
@@ -455,10 +474,10 @@ class BridgeServer:
             LOG.error("hold failed (%s): %s", why, e)
 
     @staticmethod
-    def _refuse(code, error):
+    def _refuse(code: str, error: str | None) -> dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "ok": False, "code": code, "error": error}
 
-    def handle_line(self, line, authed=True):
+    def handle_line(self, line: bytes, authed: bool = True) -> tuple[dict[str, Any], bool]:
         """One request line -> ``(reply, authenticated)``."""
         with self._lock:
             self._last = time.monotonic()
@@ -488,7 +507,7 @@ class BridgeServer:
         except Exception as e:  # noqa: BLE001 - vendor errors go back to the client
             return self._refuse("robot_error", f"{type(e).__name__}: {e}"), authed
 
-    def _handle_op(self, op, msg):
+    def _handle_op(self, op: str | None, msg: dict[str, Any]) -> dict[str, Any]:
         if op == "hello":
             with self._lock:
                 self._last_target = None
@@ -543,7 +562,7 @@ class BridgeServer:
             return {"v": PROTOCOL_VERSION, "ok": True, "bye": True}
         return self._refuse("bad_request", f"unknown op {op!r}")
 
-    def _watchdog(self):
+    def _watchdog(self) -> None:
         held = False
         while not self._stop.wait(self.command_timeout_s / 4):
             with self._lock:
@@ -552,7 +571,7 @@ class BridgeServer:
                 self._safe_hold(f"no request for {self.command_timeout_s:.2f} s")
             held = stale
 
-    def start(self):
+    def start(self) -> BridgeServer:
         """Serve in background threads (used by the plugin's sim backend and the tests)."""
         self._threads = [
             threading.Thread(target=self.server.serve_forever, daemon=True),
@@ -562,14 +581,14 @@ class BridgeServer:
             th.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
         self.adapter.close()
 
 
-def _load_limits(path):
+def _load_limits(path: str | None) -> list[tuple[float, float]] | None:
     if not path:
         return None
     with open(path) as f:
@@ -582,14 +601,14 @@ def _load_limits(path):
     return limits
 
 
-def _read_token(path):
+def _read_token(path: str | None) -> str | None:
     if path:
         with open(os.path.expanduser(path)) as f:
             return f.read()
     return os.environ.get(TOKEN_ENV)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--robot", choices=["g1", "a2", "sim"], required=True)
     p.add_argument(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,11 @@ from lerobot_vla_plugins.robots.safety import Deadband, JointLimits, RobotSafety
 
 from .config_piper import GRIPPER_STROKES_M, PiperArmConfig, PiperConfig
 from .sim_piper import MDEG_PER_RAD, PIPER_JOINT_LOWER, PIPER_JOINT_UPPER, PIPER_MAX_JOINT_SPEED
+
+if TYPE_CHECKING:
+    from piper_sdk import C_PiperInterface_V2
+
+    from .sim_piper import SimPiperFirmware
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +89,9 @@ def _int(value) -> int:
     return int(getattr(value, "value", value))  # piper_sdk 0.6 reports enums (e.g. COLLISION_OCCURRED(0x7))
 
 
-def open_piper_interface(can_name: str, backend: str, step_cap: list[float] | None = None):
+def open_piper_interface(
+    can_name: str, backend: str, step_cap: list[float] | None = None
+) -> tuple[C_PiperInterface_V2, SimPiperFirmware | None]:
     """The SDK interface on ``can_name`` (SocketCAN) or, for ``sim``, on a fresh virtual channel with a firmware whose
     step bound is ``step_cap`` (the driver's promise).
 

@@ -25,6 +25,7 @@ changing; ``disconnected`` -> every call raises ``NetworkException``; ``enable_f
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import franky
 import numpy as np
@@ -43,7 +44,7 @@ def _duration(seconds: float) -> franky.Duration:
 class SimRobotState:
     """Stand-in for ``franky.RobotState`` (no public constructor): ``time`` (Duration since start), ``q``, ``dq``."""
 
-    def __init__(self, t: float, q: np.ndarray):
+    def __init__(self, t: float, q: np.ndarray) -> None:
         self.time = _duration(t)
         self.q = np.asarray(q, dtype=np.float64)
         self.dq = np.zeros(7)
@@ -52,7 +53,7 @@ class SimRobotState:
 class SimGripperState:
     """Stand-in for ``franky.GripperState``: ``width``, ``max_width`` (m), ``is_grasped``, ``time`` (Duration)."""
 
-    def __init__(self, t: float, width: float):
+    def __init__(self, t: float, width: float) -> None:
         self.time = _duration(t)
         self.width = float(width)
         self.max_width = FRANKA_HAND_MAX_WIDTH_M
@@ -62,13 +63,13 @@ class SimGripperState:
 class SimBoolFuture:
     """Stand-in for ``franky.BoolFuture`` (no public constructor): ``wait(timeout)``, ``get()``."""
 
-    def __init__(self, value: bool):
+    def __init__(self, value: bool) -> None:
         self._value = value
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> bool:
         return True
 
-    def get(self):
+    def get(self) -> bool:
         return self._value
 
 
@@ -79,23 +80,23 @@ class SimFrankyRobot:
 
     def __init__(
         self,
-        fci_hostname,
-        relative_dynamics_factor=1.0,
-        default_torque_threshold=20.0,
-        default_force_threshold=30.0,
-        controller_mode=franky.ControllerMode.JointImpedance,
-        realtime_config=franky.RealtimeConfig.Enforce,
-        kalman_q_process_var=0.0001,
-        kalman_dq_process_var=0.001,
-        kalman_ddq_process_var=0.1,
-        kalman_control_process_var=1.0,
-        kalman_q_obs_var=0.01,
-        kalman_dq_obs_var=0.1,
-        kalman_q_d_obs_var=0.0001,
-        kalman_dq_d_obs_var=0.0001,
-        kalman_ddq_d_obs_var=0.0001,
-        kalman_control_adaptation_rate=0.1,
-    ):
+        fci_hostname: str,
+        relative_dynamics_factor: float | franky.RelativeDynamicsFactor = 1.0,
+        default_torque_threshold: float = 20.0,
+        default_force_threshold: float = 30.0,
+        controller_mode: franky.ControllerMode = franky.ControllerMode.JointImpedance,
+        realtime_config: franky.RealtimeConfig = franky.RealtimeConfig.Enforce,
+        kalman_q_process_var: float = 0.0001,
+        kalman_dq_process_var: float = 0.001,
+        kalman_ddq_process_var: float = 0.1,
+        kalman_control_process_var: float = 1.0,
+        kalman_q_obs_var: float = 0.01,
+        kalman_dq_obs_var: float = 0.1,
+        kalman_q_d_obs_var: float = 0.0001,
+        kalman_dq_d_obs_var: float = 0.0001,
+        kalman_ddq_d_obs_var: float = 0.0001,
+        kalman_control_adaptation_rate: float = 0.1,
+    ) -> None:
         self.faults = SimFaults(**vars(self.start_faults)) if self.start_faults else SimFaults()
         if self.faults.enable_fails or self.faults.disconnected:
             raise franky.NetworkException(f"libfranka: Connection to FCI at {fci_hostname} failed")
@@ -107,12 +108,12 @@ class SimFrankyRobot:
         self._frozen: SimRobotState | None = None
         self.motions = 0
 
-    def sim_configure(self, model: str, step_cap) -> None:
+    def sim_configure(self, model: str, step_cap: Sequence[float] | None) -> None:
         """Simulation set-up (not a franky member): the arm model's limits and the per-motion step bound."""
         lower, upper = FRANKA_JOINT_LIMITS[model]
         self.dyn = SimJointDynamics(SIM_Q0, lower, upper, [2.0 * self._rdf] * 7, step_cap=step_cap)
 
-    def _link(self):
+    def _link(self) -> None:
         if self.faults.disconnected:
             raise franky.NetworkException("libfranka: UDP receive: Timeout")
         if self.faults.collision and not self._errors:
@@ -120,25 +121,25 @@ class SimFrankyRobot:
             self.dyn.hold()
 
     @property
-    def relative_dynamics_factor(self):
+    def relative_dynamics_factor(self) -> franky.RelativeDynamicsFactor:
         return franky.RelativeDynamicsFactor(self._rdf)
 
     @relative_dynamics_factor.setter
-    def relative_dynamics_factor(self, value):
+    def relative_dynamics_factor(self, value: float | franky.RelativeDynamicsFactor) -> None:
         self._rdf = float(getattr(value, "velocity", value))
         self.dyn.v = np.full(7, 2.0 * self._rdf)
 
     @property
-    def has_errors(self):
+    def has_errors(self) -> bool:
         self._link()
         return self._errors
 
     @property
-    def is_in_control(self):
+    def is_in_control(self) -> bool:
         return not self._errors
 
     @property
-    def state(self):
+    def state(self) -> SimRobotState:
         self._link()
         if self.faults.freeze_feedback:
             if self._frozen is None:
@@ -150,14 +151,22 @@ class SimFrankyRobot:
         return SimRobotState(time.monotonic() - self._t0, self.dyn.read())
 
     @property
-    def current_joint_state(self):
+    def current_joint_state(self) -> franky.JointState:
         return franky.JointState(self.state.q)
 
-    def set_collision_behavior(self, torque_thresholds, force_thresholds):
+    def set_collision_behavior(
+        self, torque_thresholds: float | Sequence[float], force_thresholds: float | Sequence[float]
+    ) -> None:
         self._link()
         self.collision_thresholds = (torque_thresholds, force_thresholds)
 
-    def move(self, motion, asynchronous=False, limit_rate=False, cutoff_frequency=100.0):
+    def move(
+        self,
+        motion: franky.JointMotion,
+        asynchronous: bool = False,
+        limit_rate: bool = False,
+        cutoff_frequency: float = 100.0,
+    ) -> None:
         self._link()
         if self._errors:
             raise franky.ControlException("libfranka: Move command rejected: robot is in reflex mode")
@@ -165,13 +174,13 @@ class SimFrankyRobot:
         self.motions += 1
         self.dyn.command(q, "JointMotion")
 
-    def poll_motion(self):
+    def poll_motion(self) -> bool:
         self._link()
         if self._errors:
             raise franky.ControlException('libfranka: Motion aborted by reflex! ["cartesian_reflex"]')
         return bool(np.any(np.abs(self.dyn.target - self.dyn.read()) > 1e-4))
 
-    def join_motion(self, timeout=None):
+    def join_motion(self, timeout: float | None = None) -> bool:
         self._link()
         end = None if timeout is None else time.monotonic() + timeout
         while self.poll_motion():
@@ -180,12 +189,12 @@ class SimFrankyRobot:
             time.sleep(0.005)
         return True
 
-    def stop(self):
+    def stop(self) -> None:
         self._link()
         self.dyn.hold()
         self.dyn.release()
 
-    def recover_from_errors(self):
+    def recover_from_errors(self) -> bool:
         self._link()
         if self.faults.collision:
             return False
@@ -197,7 +206,7 @@ class SimFrankyRobot:
 class SimFrankyGripper:
     """Simulated ``franky.Gripper``: fingers move at the commanded speed, width in metres."""
 
-    def __init__(self, fci_hostname):
+    def __init__(self, fci_hostname: str) -> None:
         self.dyn = SimJointDynamics([FRANKA_HAND_MAX_WIDTH_M], [0.0], [FRANKA_HAND_MAX_WIDTH_M], [0.1])
         self.commands = 0
         self.frozen = False  # test handle: the gripper state stops updating
@@ -205,7 +214,7 @@ class SimFrankyGripper:
         self._frozen_state: SimGripperState | None = None
 
     @property
-    def state(self):
+    def state(self) -> SimGripperState:
         if self.frozen:
             if self._frozen_state is None:
                 self._frozen_state = SimGripperState(time.monotonic() - self._t0, self.dyn.read()[0])
@@ -214,27 +223,27 @@ class SimFrankyGripper:
         return SimGripperState(time.monotonic() - self._t0, self.dyn.read()[0])
 
     @property
-    def width(self):
+    def width(self) -> float:
         return float(self.dyn.read()[0])
 
     @property
-    def max_width(self):
+    def max_width(self) -> float:
         return FRANKA_HAND_MAX_WIDTH_M
 
     @property
-    def is_grasped(self):
+    def is_grasped(self) -> bool:
         return False
 
-    def move_async(self, width, speed):
+    def move_async(self, width: float, speed: float) -> SimBoolFuture:
         self.commands += 1
         self.dyn.v = np.array([float(speed)])
         return SimBoolFuture(self.dyn.command([float(width)], "Gripper.move_async"))
 
-    def homing(self):
+    def homing(self) -> bool:
         self.dyn.command([FRANKA_HAND_MAX_WIDTH_M], "Gripper.homing")
         return True
 
-    def stop(self):
+    def stop(self) -> bool:
         self.dyn.hold()
         self.dyn.release()
         return True

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,9 @@ class SimXArmAPI:
     ``sim_step_cap``, ``sim_sn``, ``sim_device_type``.
     """
 
-    def __init__(self, port=None, is_radian=False, do_not_open=False, **kwargs):
+    def __init__(
+        self, port: str | None = None, is_radian: bool = False, do_not_open: bool = False, **kwargs: Any
+    ) -> None:
         self.port = port
         self._default_is_radian = is_radian
         self._sn = kwargs.get("sim_sn", "XS1202SIM00001")
@@ -96,16 +99,23 @@ class SimXArmAPI:
             self.connect()
 
     # --- connection ---------------------------------------------------------------------------------------------
-    def connect(self, port=None, baudrate=None, timeout=None, axis=None, **kwargs):
+    def connect(
+        self,
+        port: str | None = None,
+        baudrate: int | None = None,
+        timeout: float | None = None,
+        axis: int | None = None,
+        **kwargs: object,
+    ) -> None:
         if self.faults.disconnected:
             raise Exception("connect socket failed")  # what the SDK raises for an unreachable controller
         self._connected = True
 
-    def disconnect(self):
+    def disconnect(self) -> None:
         self._connected = False
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
         return self._connected and not self.faults.disconnected
 
     def _poll_faults(self) -> None:
@@ -116,62 +126,62 @@ class SimXArmAPI:
 
     # --- status -------------------------------------------------------------------------------------------------
     @property
-    def error_code(self):
+    def error_code(self) -> int:
         self._poll_faults()
         return self._error_code
 
     @property
-    def warn_code(self):
+    def warn_code(self) -> int:
         return self._warn_code
 
     @warn_code.setter
-    def warn_code(self, value):  # test handle: raise a controller warning
+    def warn_code(self, value: int) -> None:  # test handle: raise a controller warning
         self._warn_code = int(value)
 
     @property
-    def has_error(self):
+    def has_error(self) -> bool:
         return self.error_code != 0
 
     @property
-    def state(self):
+    def state(self) -> int:
         self._poll_faults()
         return self._state
 
     @property
-    def mode(self):
+    def mode(self) -> int:
         return self._mode
 
     @property
-    def axis(self):
+    def axis(self) -> int:
         return 6
 
     @property
-    def device_type(self):
+    def device_type(self) -> int:
         return self._device_type
 
     @property
-    def sn(self):
+    def sn(self) -> str | None:
         return self._sn if self._connected else None
 
     @property
-    def collision_sensitivity(self):
+    def collision_sensitivity(self) -> int:
         return self._collision_sensitivity
 
     @property
-    def version_number(self):
+    def version_number(self) -> tuple[int, int, int]:
         return (2, 6, 0)
 
-    def get_robot_sn(self):
+    def get_robot_sn(self) -> tuple[int, str]:
         if not self.connected:
             return NOT_CONNECTED
         return 0, self._sn
 
-    def get_err_warn_code(self, show=False, lang="en"):
+    def get_err_warn_code(self, show: bool = False, lang: str = "en") -> tuple[int, list[int] | str]:
         if not self.connected:
             return NOT_CONNECTED
         return 0, [self.error_code, self._warn_code]
 
-    def clean_error(self):
+    def clean_error(self) -> int:
         if not self.connected:
             return -1
         if self.faults.collision:
@@ -181,7 +191,7 @@ class SimXArmAPI:
         self._enabled = False  # after clean_error the arm must be enabled and set to state 0 again
         return 0
 
-    def clean_warn(self):
+    def clean_warn(self) -> int:
         if not self.connected:
             return -1
         if self.clean_warn_fails:
@@ -190,7 +200,7 @@ class SimXArmAPI:
         return 0
 
     # --- enable / mode / state ----------------------------------------------------------------------------------
-    def motion_enable(self, enable=True, servo_id=None):
+    def motion_enable(self, enable: bool = True, servo_id: int | None = None) -> int:
         if not self.connected:
             return -1
         self._enabled = bool(enable) and not self.faults.enable_fails
@@ -199,13 +209,13 @@ class SimXArmAPI:
             self.dyn.hold()
         return 0
 
-    def set_mode(self, mode=0, detection_param=0):
+    def set_mode(self, mode: int = 0, detection_param: int = 0) -> int:
         if not self.connected:
             return -1
         self._pending_mode = int(mode)
         return 0
 
-    def set_state(self, state=0):
+    def set_state(self, state: int = 0) -> int:
         if not self.connected:
             return -1
         self._poll_faults()
@@ -219,31 +229,33 @@ class SimXArmAPI:
             self.dyn.hold()
         return 0
 
-    def emergency_stop(self):
+    def emergency_stop(self) -> None:
         self.set_state(4)
 
-    def set_collision_sensitivity(self, value, wait=True):
+    def set_collision_sensitivity(self, value: int, wait: bool = True) -> int:
         if not self.connected:
             return -1
         self._collision_sensitivity = int(value)
         return 0
 
-    def set_self_collision_detection(self, on_off):
+    def set_self_collision_detection(self, on_off: bool) -> int:
         if not self.connected:
             return -1
         self._self_collision = bool(on_off)
         return 0
 
     # --- joints -------------------------------------------------------------------------------------------------
-    def _to_rad(self, values, is_radian):
+    def _to_rad(self, values: list[float], is_radian: bool | None) -> list[float]:
         is_radian = self._default_is_radian if is_radian is None else is_radian
         return [float(v) if is_radian else math.radians(float(v)) for v in values]
 
-    def _from_rad(self, values, is_radian):
+    def _from_rad(self, values: list[float], is_radian: bool | None) -> list[float]:
         is_radian = self._default_is_radian if is_radian is None else is_radian
         return [round(v if is_radian else math.degrees(v), 6) for v in values]
 
-    def get_servo_angle(self, servo_id=None, is_radian=None, is_real=False):
+    def get_servo_angle(
+        self, servo_id: int | None = None, is_radian: bool | None = None, is_real: bool = False
+    ) -> tuple[int, list[float] | float | str]:
         if not self.connected:
             return NOT_CONNECTED
         self._poll_faults()
@@ -254,7 +266,9 @@ class SimXArmAPI:
         angles = self._from_rad(self._last_angles, is_radian)
         return (0, angles) if servo_id is None or servo_id == 8 else (0, angles[servo_id - 1])
 
-    def get_joint_states(self, is_radian=None, num=3):
+    def get_joint_states(
+        self, is_radian: bool | None = None, num: int = 3
+    ) -> tuple[int, list[list[float]] | str]:
         code, pos = self.get_servo_angle(is_radian=is_radian)
         if code == -1:
             return NOT_CONNECTED
@@ -283,7 +297,15 @@ class SimXArmAPI:
         self._state = 1
         return 0
 
-    def set_servo_angle_j(self, angles, speed=None, mvacc=None, mvtime=None, is_radian=None, **kwargs):
+    def set_servo_angle_j(
+        self,
+        angles: list[float],
+        speed: float | None = None,
+        mvacc: float | None = None,
+        mvtime: float | None = None,
+        is_radian: bool | None = None,
+        **kwargs: object,
+    ) -> int:
         code = self._motion_ready(1)
         if code:
             return code
@@ -292,18 +314,18 @@ class SimXArmAPI:
 
     def set_servo_angle(
         self,
-        servo_id=None,
-        angle=None,
-        speed=None,
-        mvacc=None,
-        mvtime=None,
-        relative=False,
-        is_radian=None,
-        wait=False,
-        timeout=None,
-        radius=None,
-        **kwargs,
-    ):
+        servo_id: int | None = None,
+        angle: list[float] | None = None,
+        speed: float | None = None,
+        mvacc: float | None = None,
+        mvtime: float | None = None,
+        relative: bool = False,
+        is_radian: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        radius: float | None = None,
+        **kwargs: object,
+    ) -> int:
         code = self._motion_ready(self._mode if self._mode in (0, 6) else 6)
         if code:
             return code
@@ -320,22 +342,30 @@ class SimXArmAPI:
         return self._check_and_command(self._to_rad(list(angle)[:6], is_radian), "set_servo_angle")
 
     # --- gripper ------------------------------------------------------------------------------------------------
-    def set_gripper_mode(self, mode, **kwargs):
+    def set_gripper_mode(self, mode: int, **kwargs: object) -> int:
         return -1 if not self.connected else 0
 
-    def set_gripper_enable(self, enable, **kwargs):
+    def set_gripper_enable(self, enable: bool, **kwargs: object) -> int:
         if not self.connected:
             return -1
         self._gripper_enabled = bool(enable)
         return 0
 
-    def set_gripper_speed(self, speed, **kwargs):
+    def set_gripper_speed(self, speed: float, **kwargs: object) -> int:
         if not self.connected:
             return -1
         self._gripper_speed = speed
         return 0
 
-    def set_gripper_position(self, pos, wait=False, speed=None, auto_enable=False, timeout=None, **kwargs):
+    def set_gripper_position(
+        self,
+        pos: float,
+        wait: bool = False,
+        speed: float | None = None,
+        auto_enable: bool = False,
+        timeout: float | None = None,
+        **kwargs: object,
+    ) -> int:
         if not self.connected:
             return -1
         if not self._gripper_enabled:
@@ -343,7 +373,7 @@ class SimXArmAPI:
         self.gripper_dyn.command([float(pos)], "set_gripper_position")
         return 0
 
-    def get_gripper_position(self, **kwargs):
+    def get_gripper_position(self, **kwargs: object) -> tuple[int, float | str | None]:
         if not self.connected:
             return NOT_CONNECTED
         if self.gripper_read_fails:

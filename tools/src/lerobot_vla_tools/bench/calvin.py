@@ -9,7 +9,7 @@ Chains are run in blocks (``--chains_per_unit``, 100 by default) so an interrupt
 from __future__ import annotations
 
 from . import paper_results
-from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, parse_selection
+from .base import PaperRow, Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, parse_selection
 
 SPLITS = ("ABC_D", "ABCD_D", "D_D")
 CHAIN_LENGTH = 5
@@ -35,7 +35,7 @@ class CalvinProtocol(Protocol):
             raise ProtocolError(f"--tasks: CALVIN takes one split, one of {', '.join(SPLITS)}; got {tasks!r}")
         return items[0]
 
-    def units(self, tasks, trials, seeds):
+    def units(self, tasks: str | None, trials: int, seeds: list[int]) -> list[Unit]:
         split = self.split(tasks)
         if trials > 1000:
             raise ProtocolError(f"--trials: CALVIN has 1000 evaluation chains, got {trials}")
@@ -85,5 +85,5 @@ class CalvinProtocol(Protocol):
             notes=notes,
         )
 
-    def paper_rows(self):
+    def paper_rows(self) -> list[PaperRow]:
         return list(paper_results.CALVIN)

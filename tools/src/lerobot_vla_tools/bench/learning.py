@@ -44,10 +44,10 @@ from pathlib import Path
 
 from lerobot_vla_tools.data.metaworld_tasks import resolve_tasks
 
-from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, parse_selection
+from .base import PaperRow, Protocol, ProtocolError, ResultTable, Unit, UnitResult, parse_selection
 from .learning_recipes import RECIPES, LearningRecipe, TrainStage
 from .report import write_atomic
-from .runner import BenchConfig, BenchRun, finished_unit, resolve_command, run_logged, split_passthrough
+from .runner import BenchConfig, BenchRun, Log, finished_unit, resolve_command, run_logged, split_passthrough
 from .stats import wilson_interval
 
 #: A button, a drawer and a goal to reach: three kinds of motion (Evo-1 supplement Table 3: all "easy").
@@ -152,7 +152,7 @@ class TaskSuccessProtocol(Protocol):
             notes=notes,
         )
 
-    def paper_rows(self):
+    def paper_rows(self) -> list[PaperRow]:
         return []
 
 
@@ -202,7 +202,9 @@ def replace_generated_block(text: str, block: str, where: str) -> str:
 class LearningRun:
     """Plan, run (resumably) and report the learning protocol."""
 
-    def __init__(self, cfg: LearningConfig, recipes: dict[str, LearningRecipe] | None = None, log=print):
+    def __init__(
+        self, cfg: LearningConfig, recipes: dict[str, LearningRecipe] | None = None, log: Log = print
+    ):
         self.cfg = cfg
         self.recipes = RECIPES if recipes is None else recipes
         self.log = log

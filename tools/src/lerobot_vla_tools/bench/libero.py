@@ -5,7 +5,7 @@ Table 1 / 5)."""
 from __future__ import annotations
 
 from . import paper_results
-from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, parse_selection, std
+from .base import PaperRow, Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, parse_selection, std
 
 SUITES = {"spatial": "libero_spatial", "object": "libero_object", "goal": "libero_goal", "long": "libero_10"}
 TASKS_PER_SUITE = 10
@@ -69,7 +69,7 @@ class LiberoProtocol(Protocol):
     preset_benchmark = "libero"
     tasks_help = "suites (libero_spatial, libero_object, libero_goal, libero_10), each optionally with task ids: libero_goal:0-4"
 
-    def units(self, tasks, trials, seeds):
+    def units(self, tasks: str | None, trials: int, seeds: list[int]) -> list[Unit]:
         return [
             Unit(
                 key=f"seed{seed}/{SUITES[column]}/task{tid}",
@@ -119,5 +119,5 @@ class LiberoProtocol(Protocol):
             notes=notes,
         )
 
-    def paper_rows(self):
+    def paper_rows(self) -> list[PaperRow]:
         return list(paper_results.LIBERO)

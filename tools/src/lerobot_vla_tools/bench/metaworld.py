@@ -6,7 +6,7 @@ from __future__ import annotations
 from lerobot_vla_tools.data.metaworld_tasks import DIFFICULTY_GROUPS, TASK_DIFFICULTY, resolve_tasks
 
 from . import paper_results
-from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, std
+from .base import PaperRow, Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, std
 
 GROUP_LABELS = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very Hard", "avg": "Avg."}
 
@@ -21,7 +21,7 @@ class MetaWorldProtocol(Protocol):
         "groups (easy, medium, hard, very_hard, all) and/or task names, comma-separated (default: all)"
     )
 
-    def units(self, tasks, trials, seeds):
+    def units(self, tasks: str | None, trials: int, seeds: list[int]) -> list[Unit]:
         try:
             names = resolve_tasks(tasks or "all")
         except ValueError as err:
@@ -78,5 +78,5 @@ class MetaWorldProtocol(Protocol):
             notes=notes,
         )
 
-    def paper_rows(self):
+    def paper_rows(self) -> list[PaperRow]:
         return list(paper_results.METAWORLD)

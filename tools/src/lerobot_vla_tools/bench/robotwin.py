@@ -9,7 +9,7 @@ cannot select)."""
 from __future__ import annotations
 
 from . import paper_results
-from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, parse_selection, std
+from .base import PaperRow, Protocol, ProtocolError, ResultTable, Unit, UnitResult, mean, parse_selection, std
 
 DIFFICULTIES = {"easy": "robotwin", "hard": "robotwin_randomized"}
 
@@ -56,7 +56,7 @@ class RoboTwinProtocol(Protocol):
     preset_benchmark = "robotwin"
     tasks_help = "tasks, task:easy / task:hard, or easy / hard (default: Evo-1's four tasks, both settings)"
 
-    def units(self, tasks, trials, seeds):
+    def units(self, tasks: str | None, trials: int, seeds: list[int]) -> list[Unit]:
         return [
             Unit(
                 key=f"seed{seed}/{difficulty}/{task}",
@@ -106,5 +106,5 @@ class RoboTwinProtocol(Protocol):
             notes=notes,
         )
 
-    def paper_rows(self):
+    def paper_rows(self) -> list[PaperRow]:
         return list(paper_results.ROBOTWIN)

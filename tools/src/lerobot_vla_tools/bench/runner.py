@@ -22,12 +22,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .base import Protocol, ProtocolError, ResultTable, Unit, UnitResult, check_trials_and_seeds
 from .features import check_policy_inputs, env_action_dim, env_policy_features, read_policy_config
 from .report import to_markdown, write_atomic, write_report
+
+#: Where a run writes its progress lines (``print`` by default).
+Log = Callable[[str], object]
 
 # --env fields a protocol sets per unit; choose them with --tasks / --trials instead.
 _PROTOCOL_ENV_FIELDS = ("type", "task", "task_ids", "first_chain")
@@ -366,7 +370,7 @@ class BenchRun:
         write_atomic(p.directory / "unit.json", json.dumps(record, indent=2).encode())
         return wall
 
-    def run(self, log=print) -> RunSummary | None:
+    def run(self, log: Log = print) -> RunSummary | None:
         planned = self.plan()
         records = {p.unit.key: self._done_record(p) for p in planned}
         for p in planned:
@@ -409,7 +413,7 @@ class BenchRun:
         return self.report(planned, ran, log)
 
     # -- reporting -------------------------------------------------------------------------------------------
-    def report(self, planned: list[PlannedUnit], ran: list[str], log=print) -> RunSummary:
+    def report(self, planned: list[PlannedUnit], ran: list[str], log: Log = print) -> RunSummary:
         results = {}
         for p in planned:
             if self._done_record(p) is not None:

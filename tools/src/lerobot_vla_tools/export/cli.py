@@ -18,8 +18,13 @@ import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import draccus
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from lerobot.processor import PolicyProcessorPipeline
 
 
 @dataclass
@@ -37,7 +42,7 @@ class ExportConfig:
     opset: int = 18
 
 
-def load_policy(path: str):
+def load_policy(path: str) -> tuple[PreTrainedPolicy, PolicyProcessorPipeline]:
     """(policy in eval mode on CPU, preprocessor) of the checkpoint at ``path``."""
     import lerobot.policies  # noqa: F401  (registers the built-in policy types)
     from lerobot.configs.policies import PreTrainedConfig
@@ -55,7 +60,9 @@ def load_policy(path: str):
     return policy, pre
 
 
-def example_batch(policy, preprocessor, batch_size: int, task: str, seed: int = 0) -> dict:
+def example_batch(
+    policy: PreTrainedPolicy, preprocessor: PolicyProcessorPipeline, batch_size: int, task: str, seed: int = 0
+) -> dict[str, Any]:
     """A preprocessed observation batch shaped like the policy's input features (random values) with ``task``."""
     import torch
 

@@ -29,10 +29,13 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
 
 #: policy types with a chunk graph, and what is in it (written into the export's metadata)
 EXPORTED = {
@@ -133,7 +136,7 @@ class ExportInfo:
     parity_max_abs_diff: float | None = None
 
 
-def make_noise(policy, batch_size: int, seed: int = 0) -> Tensor | None:
+def make_noise(policy: PreTrainedPolicy, batch_size: int, seed: int = 0) -> Tensor | None:
     """Fixed standard-normal noise of the shape the policy's chunk graph takes, or None (deterministic head)."""
     shape = CHUNK_FUNCTIONS[policy.config.type][1](policy, batch_size)
     if shape is None:
@@ -151,7 +154,7 @@ def batch_task(batch: dict) -> str | None:
     return task
 
 
-def eager_chunk(policy, batch: dict, noise: Tensor | None = None) -> Tensor:
+def eager_chunk(policy: PreTrainedPolicy, batch: dict[str, Any], noise: Tensor | None = None) -> Tensor:
     """The chunk the eager policy computes for ``batch`` (and ``noise``), as the chunk graph does."""
     keys = tensor_keys(batch)
     graph = ChunkGraph(policy, batch, keys, noise is not None)
@@ -159,7 +162,9 @@ def eager_chunk(policy, batch: dict, noise: Tensor | None = None) -> Tensor:
         return graph(*(batch[k] for k in keys), *([noise] if noise is not None else []))
 
 
-def export_chunk_graph(policy, batch: dict, path: str | Path, opset: int = 18) -> ExportInfo:
+def export_chunk_graph(
+    policy: PreTrainedPolicy, batch: dict[str, Any], path: str | Path, opset: int = 18
+) -> ExportInfo:
     """Export ``policy``'s chunk graph for preprocessed ``batch`` to ``path`` (``.onnx``) and its
     :class:`ExportInfo` to ``path`` with suffix ``.json``.
 
@@ -251,7 +256,7 @@ class OnnxChunkRunner:
         return torch.from_numpy(out)
 
 
-def parity(policy, batch: dict, runner: OnnxChunkRunner) -> float:
+def parity(policy: PreTrainedPolicy, batch: dict[str, Any], runner: OnnxChunkRunner) -> float:
     """Max absolute difference between the eager chunk and the ONNX chunk for ``batch`` (same fixed noise)."""
     noise = make_noise(policy, batch[tensor_keys(batch)[0]].shape[0], seed=1)
     ref = eager_chunk(policy, batch, noise)

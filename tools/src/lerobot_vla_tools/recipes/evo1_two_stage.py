@@ -53,6 +53,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -369,7 +370,9 @@ def launcher(cfg: RecipeConfig) -> list[str]:
     return [*cmd, "-m", TRAIN_MODULE]
 
 
-def run(cfg: RecipeConfig, runner=subprocess.run) -> int:
+def run(
+    cfg: RecipeConfig, runner: Callable[[list[str]], subprocess.CompletedProcess] = subprocess.run
+) -> int:
     """Execute the plan; returns the exit status of the first failing lerobot-train (0 when all succeed)."""
     try:
         steps = plan(cfg)

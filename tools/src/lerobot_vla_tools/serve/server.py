@@ -125,7 +125,9 @@ def check_policy_instructions(specs: RemotePolicyConfig) -> str | None:
 class VLAPolicyServer(PolicyServer):
     """LeRobot's ``PolicyServer`` serving :func:`served_policy_types`, with the instructions checked first."""
 
-    def SendPolicyInstructions(self, request, context):  # noqa: N802  (gRPC method name)
+    def SendPolicyInstructions(  # noqa: N802  (gRPC method name)
+        self, request: services_pb2.PolicySetup, context: grpc.ServicerContext
+    ) -> services_pb2.Empty:
         """Check the client's :class:`RemotePolicyConfig`, then load the policy and its processors as LeRobot's
         server does (device and ``rename_map`` overrides); refuse with ``INVALID_ARGUMENT`` and the fix."""
         if not self.running:

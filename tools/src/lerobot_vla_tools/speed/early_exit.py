@@ -28,10 +28,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lerobot_vla_tools.speed import print_rows
+
+if TYPE_CHECKING:
+    from lerobot_policy_a1.modeling_a1 import A1Policy
+
+    from lerobot_vla_plugins.adaptive import ExitCalibration
 
 PAPER = {
     "full depth + 10 FM steps": "1.151 s/query (Table 3); 37.8 s/episode (Table 6, no exit, 10)",
@@ -51,7 +57,7 @@ def _two_view_features():
     return inputs, {"action": PolicyFeature(type=FeatureType.ACTION, shape=(4,))}
 
 
-def build_policy(size: str, device: str, scratch: Path):
+def build_policy(size: str, device: str, scratch: Path) -> A1Policy:
     """A random-weight A1 policy of ``size`` with two views (primary + wrist, as the paper's LIBERO setup)."""
     from lerobot.policies.factory import get_policy_class, make_policy_config
     from lerobot.utils.import_utils import register_third_party_plugins
@@ -136,15 +142,15 @@ def _to(batch: dict, device) -> dict:
 
 
 def calibrate_mode(
-    policy,
-    frames,
+    policy: A1Policy,
+    frames: list[dict[str, Any]],
     steps: int,
     warm: bool,
     exit_dist: str,
     exit_ratio: float,
     disable_first: bool,
     batch_size: int = 8,
-):
+) -> ExitCalibration:
     from lerobot_vla_plugins.adaptive import ExitCalibration, calibrate_thresholds
 
     m = policy.model
@@ -181,7 +187,7 @@ def calibrate_mode(
     return cal
 
 
-def run_mode(policy, frames, seed: int = 0) -> dict:
+def run_mode(policy: A1Policy, frames: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """Time ``predict_action_chunk`` on every frame (one episode: reset first, warm memory carried between queries)."""
     dev = policy.config.device
     sync = torch.cuda.synchronize if str(dev).startswith("cuda") else (lambda: None)
@@ -206,7 +212,14 @@ def run_mode(policy, frames, seed: int = 0) -> dict:
     return {"times": times, "layers": layers, "flops": flops, "actions": torch.cat(actions)}
 
 
-def benchmark(policy, calib, held_out, exit_dist="exp", exit_ratio=1.0, disable_first=True) -> list[dict]:
+def benchmark(
+    policy: A1Policy,
+    calib: list[dict[str, Any]],
+    held_out: list[dict[str, Any]],
+    exit_dist: str = "exp",
+    exit_ratio: float = 1.0,
+    disable_first: bool = True,
+) -> list[dict[str, Any]]:
     rows = []
     policy.set_exit_calibration(None)
     policy.config.num_inference_steps = 10

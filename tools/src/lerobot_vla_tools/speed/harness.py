@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from . import BenchCase, iter_cases
 
@@ -176,7 +178,7 @@ def machine_info(device: str) -> dict:
     return info
 
 
-def _run_worker(spec: dict, workdir: Path, timeout_s: float | None, log) -> dict:
+def _run_worker(spec: dict, workdir: Path, timeout_s: float | None, log: Callable[[str], object]) -> dict:
     tag = f"{spec['case']}-{spec['phase']}-b{spec['batch_size']}".replace("/", "_").replace("@", "-")
     spec_path, out_path = workdir / f"{tag}.spec.json", workdir / f"{tag}.result.json"
     spec_path.write_text(json.dumps(spec))
@@ -198,7 +200,9 @@ def _run_worker(spec: dict, workdir: Path, timeout_s: float | None, log) -> dict
     return result
 
 
-def run_benchmark(settings: BenchSettings, cases: list[BenchCase] | None = None, log=print) -> dict:
+def run_benchmark(
+    settings: BenchSettings, cases: list[BenchCase] | None = None, log: Callable[[str], object] = print
+) -> dict[str, Any]:
     """Measure ``cases`` as given (already selected), or the cases ``settings`` selects when None; returns the
     report (``{"settings", "machine", "cases": [...]}``)."""
     selected = select_cases(settings) if cases is None else cases

@@ -19,10 +19,17 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
-def module_timer(policy, names: list[str]):
+def module_timer(
+    policy: nn.Module, names: list[str]
+) -> tuple[dict[str, float], dict[str, int], Callable[[], object]]:
     """Forward hooks accumulating wall time per named submodule; returns (totals, calls, remove).
 
     A ``*`` in a name matches every index of a ``ModuleList`` (``transformer_blocks.*.attn``): the matching

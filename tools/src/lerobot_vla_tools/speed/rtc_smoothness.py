@@ -33,10 +33,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from lerobot_vla_tools.speed import print_rows
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from lerobot.policies.rtc import RTCConfig
+    from lerobot.processor import PolicyProcessorPipeline
 
 
 @dataclass
@@ -57,7 +63,12 @@ class Rollout:
 
 
 def _chunk(
-    policy, preprocessor, postprocessor, obs: dict, seed: int, **rtc
+    policy: PreTrainedPolicy,
+    preprocessor: PolicyProcessorPipeline,
+    postprocessor: PolicyProcessorPipeline,
+    obs: dict,
+    seed: int,
+    **rtc: object,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(original (T, A), processed (T, A)) of one chunk predicted on ``obs`` with the noise of ``seed``."""
     torch.manual_seed(seed)
@@ -68,9 +79,9 @@ def _chunk(
 
 
 def run_sync(
-    policy,
-    preprocessor,
-    postprocessor,
+    policy: PreTrainedPolicy,
+    preprocessor: PolicyProcessorPipeline,
+    postprocessor: PolicyProcessorPipeline,
     observations: Callable[[int], dict],
     ticks: int,
     n_action_steps: int,
@@ -102,14 +113,14 @@ def run_sync(
 
 
 def run_rtc(
-    policy,
-    preprocessor,
-    postprocessor,
+    policy: PreTrainedPolicy,
+    preprocessor: PolicyProcessorPipeline,
+    postprocessor: PolicyProcessorPipeline,
     observations: Callable[[int], dict],
     ticks: int,
     n_action_steps: int,
     delay: int,
-    rtc_config,
+    rtc_config: RTCConfig,
 ) -> Rollout:
     """Real-time chunking with LeRobot's ``ActionQueue``: the next chunk is requested ``delay`` ticks before the
     current one has had ``n_action_steps`` actions executed, and merged (its first ``delay`` dropped) when ready."""
@@ -188,15 +199,15 @@ def boundary_stats(run: Rollout, fps: float) -> dict:
 
 
 def compare(
-    policy,
-    preprocessor,
-    postprocessor,
+    policy: PreTrainedPolicy,
+    preprocessor: PolicyProcessorPipeline,
+    postprocessor: PolicyProcessorPipeline,
     observations: Callable[[int], dict],
     ticks: int,
     n_action_steps: int,
     delays: list[int],
     fps: float,
-    rtc_config,
+    rtc_config: RTCConfig,
 ) -> list[dict]:
     """One row per (mode, delay); the policy must support RTC."""
     if not (callable(getattr(policy, "supports_rtc", None)) and policy.supports_rtc()):

@@ -28,7 +28,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # short names keep the phases' signatures readable
+    import torch
+    from lerobot.configs.policies import PreTrainedConfig as Config
+    from lerobot.configs.types import PolicyFeature
+    from lerobot.policies.pretrained import PreTrainedPolicy as Policy
+    from lerobot.processor import PolicyProcessorPipeline as Pipeline
+
+    from lerobot_vla_tools.export import OnnxChunkRunner
 
 # shared with lerobot-vla-export, which checks parity on the same inputs
 from lerobot_vla_tools.batches import BENCH_PROMPT, observation_batch  # noqa: F401
@@ -101,7 +110,7 @@ class PeakRSS:
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def case_features(features: str):
+def case_features(features: str) -> tuple[dict[str, PolicyFeature], dict[str, PolicyFeature]]:
     """(input_features, output_features) of a case: ``"metaworld"`` or a LeRobot dataset root."""
     from lerobot_vla_plugins.features import dataset_features, metaworld_policy_features
 
@@ -138,7 +147,13 @@ def synthetic_stats(input_features: dict, output_features: dict) -> dict:
     return stats
 
 
-def training_batch(config, input_features: dict, output_features: dict, batch_size: int, generator) -> dict:
+def training_batch(
+    config: Config,
+    input_features: dict[str, PolicyFeature],
+    output_features: dict[str, PolicyFeature],
+    batch_size: int,
+    generator: torch.Generator | None,
+) -> dict[str, Any]:
     """A batch as a LeRobot dataset with the policy's delta indices yields it (before the preprocessor).
 
     Observations get a time axis of ``len(observation_delta_indices)`` when the policy asks for one; actions
@@ -171,7 +186,9 @@ def training_batch(config, input_features: dict, output_features: dict, batch_si
 # ---------------------------------------------------------------------------------------------- build
 
 
-def build_policy(spec: dict):
+def build_policy(
+    spec: dict,
+) -> tuple[Policy, Pipeline, Pipeline, Config]:
     """The policy of ``spec`` with random weights, its pre/post processors, and its features.
 
     Paper-size cases are built inside ``weightless_pretrained(device)``: full-size backbones from the
@@ -241,7 +258,15 @@ def _param_summary(policy) -> dict:
 # ---------------------------------------------------------------------------------------------- phases
 
 
-def measure_inference(spec: dict, policy, preprocessor, postprocessor, cfg, memory, runner=None) -> dict:
+def measure_inference(
+    spec: dict,
+    policy: Policy,
+    preprocessor: Pipeline,
+    postprocessor: Pipeline,
+    cfg: Config,
+    memory: Memory,
+    runner: OnnxChunkRunner | None = None,
+) -> dict:
     """Inference samples; with ``runner`` (an ONNX chunk graph) the refresh is ``runner(batch)`` and the chunk
     time is the refresh (no queue to pop)."""
     import torch
@@ -289,7 +314,9 @@ def measure_inference(spec: dict, policy, preprocessor, postprocessor, cfg, memo
     }
 
 
-def measure_training(spec: dict, policy, preprocessor, postprocessor, cfg, memory) -> dict:
+def measure_training(
+    spec: dict, policy: Policy, preprocessor: Pipeline, postprocessor: Pipeline, cfg: Config, memory: Memory
+) -> dict:
     import torch
 
     device, bsz = spec["device"], spec["batch_size"]
@@ -382,6 +409,10 @@ class _CudaMemory:
         return int(torch.cuda.memory_allocated())
 
 
+#: What a phase measures its memory with (``with memory as mem: ... mem.peak_bytes()``).
+Memory = _CpuMemory | _CudaMemory
+
+
 def run(spec: dict) -> dict:
     """Build the case's policy and measure ``spec["phase"]``; returns a JSON-serialisable dict."""
     import torch
@@ -408,7 +439,9 @@ def run(spec: dict) -> dict:
     return out
 
 
-def onnx_runner(spec: dict, policy, preprocessor, cfg):
+def onnx_runner(
+    spec: dict, policy: Policy, preprocessor: Pipeline, cfg: Config
+) -> tuple[OnnxChunkRunner, float]:
     """(onnxruntime runner of the policy's chunk graph for the bench observation, export seconds)."""
     import tempfile
 

@@ -5,13 +5,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .fixtures import TEST_TASK
+
+if TYPE_CHECKING:
+    import torch
 
 
 def metaworld_eval_actions(
     checkpoint: str | Path, steps: int = 2, task: str = TEST_TASK, device: str = "cpu"
-):
+) -> list[torch.Tensor]:
     """Load ``checkpoint`` as lerobot-eval does and return the postprocessed actions of ``steps`` env steps.
 
     Returns:

@@ -13,10 +13,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lerobot_policy_a1.modeling_a1 import A1Policy
+    from lerobot_policy_vita_vla.modeling_vita_vla import VitaVlaPolicy
+
+#: Makes the batch of one process from its seed.
+BatchMaker = Callable[[int], dict[str, Any]]
 
 
-def tiny_a1(vlm_name: str):
+def tiny_a1(vlm_name: str) -> tuple[A1Policy, BatchMaker]:
     """A tiny A1 (flow-matching head over every layer's K/V, random exit training) and its batch maker."""
     from lerobot_policy_a1.configuration_a1 import A1Config
     from lerobot_policy_a1.modeling_a1 import A1Policy
@@ -53,7 +62,7 @@ def tiny_a1(vlm_name: str):
     return A1Policy(cfg), batch
 
 
-def tiny_vita_vla(vlm_path: str, teacher_path: str):
+def tiny_vita_vla(vlm_path: str, teacher_path: str) -> tuple[VitaVlaPolicy, BatchMaker]:
     """A tiny VITA-VLA fine-tuned as in stage 2 (``only_finetune``: language model, state encoder, action token,
     mapper and decoder train; vision tower and projector frozen) and its batch maker."""
     from lerobot.configs.types import FeatureType, PolicyFeature

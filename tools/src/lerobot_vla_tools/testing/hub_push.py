@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 from unittest import mock
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
 
 
 @dataclass
@@ -24,7 +28,7 @@ class CapturedPush:
 
 
 def push_policy_offline(
-    policy, dataset_repo_id: str = "local/dataset", repo_id: str = "user/policy"
+    policy: PreTrainedPolicy, dataset_repo_id: str = "local/dataset", repo_id: str = "user/policy"
 ) -> CapturedPush:
     """Run ``policy.push_model_to_hub`` with a fake ``HfApi``; returns the captured upload."""
     from lerobot.configs.default import DatasetConfig

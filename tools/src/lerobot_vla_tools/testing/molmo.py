@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 from .tokenizers import train_byte_level_bpe
 
@@ -52,7 +56,7 @@ TINY_A1_EXPERT = {
 }
 
 
-def _tokenizer(spec: TinyMolmoSpec):
+def _tokenizer(spec: TinyMolmoSpec) -> PreTrainedTokenizerFast:
     return train_byte_level_bpe(vocab_size=spec.vocab_size)
 
 
@@ -194,6 +198,6 @@ def molmo_original_config(spec: TinyMolmoSpec | None = None, **overrides) -> dic
     }
 
 
-def tiny_molmo_tokenizer(spec: TinyMolmoSpec | None = None):
+def tiny_molmo_tokenizer(spec: TinyMolmoSpec | None = None) -> PreTrainedTokenizerFast:
     """The tokenizer ``build_tiny_molmo`` and ``molmo_original_state_dict`` size their vocabulary for."""
     return _tokenizer(spec or TinyMolmoSpec())

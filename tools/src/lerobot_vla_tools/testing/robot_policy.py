@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lerobot.policies.pretrained import PreTrainedPolicy
+    from lerobot.processor import PolicyProcessorPipeline
 
 #: evo1 overrides for a model that runs on a CPU in seconds (see the README, "Robots").
 TINY_EVO1 = {
@@ -62,7 +67,12 @@ def robot_features(
     return inputs, outputs, {"observation.state": dict(stats_one), "action": dict(stats_one)}
 
 
-def save_checkpoint(out_dir: Path, policy, preprocessor, postprocessor) -> Path:
+def save_checkpoint(
+    out_dir: Path,
+    policy: PreTrainedPolicy,
+    preprocessor: PolicyProcessorPipeline,
+    postprocessor: PolicyProcessorPipeline,
+) -> Path:
     """Write a policy and its pre/post-processors into ``out_dir`` atomically, as ``lerobot-train`` would."""
     from lerobot_vla_plugins.atomic import atomic_directory
 

@@ -9,8 +9,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lerobot.robots import Robot, RobotConfig
 
 #: Values a broken policy / pipeline can emit besides ordinary numbers.
 NASTY = (float("nan"), float("inf"), float("-inf"), 1e9, -1e9, 1e308, -1e308)
@@ -218,7 +222,7 @@ SIM_ARMS = [
 
 
 @contextlib.contextmanager
-def connected(config) -> Iterator[object]:
+def connected(config: RobotConfig) -> Iterator[Robot]:
     """A robot built by LeRobot from ``config``, connected, and disconnected afterwards (if still connected)."""
     from lerobot.robots.utils import make_robot_from_config
 

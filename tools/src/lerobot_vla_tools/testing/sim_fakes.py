@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 LIBERO_SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 LIBERO_SETTLE_STEPS = 10  # LeRobot's LiberoEnv num_steps_wait
 LIBERO_SUCCESS_STEP = 3
+
+#: ``setattr`` or a test's ``monkeypatch.setattr``: how the installers patch a module.
+SetAttr = Callable[[object, str, object], object]
 
 
 def libero_success(task_id: int, init_state: int) -> bool:
@@ -58,7 +63,9 @@ class _FakeSuite:
 class FakeOffScreenRenderEnv:
     """Stands in for ``libero.libero.envs.OffScreenRenderEnv`` (robosuite + MuJoCo)."""
 
-    def __init__(self, bddl_file_name, camera_heights=256, camera_widths=256, **kwargs):
+    def __init__(
+        self, bddl_file_name: str, camera_heights: int = 256, camera_widths: int = 256, **kwargs: object
+    ) -> None:
         self.task_id = int(Path(bddl_file_name).stem.removeprefix("task"))
         self.h, self.w = camera_heights, camera_widths
         self.init_state = -1
@@ -67,7 +74,7 @@ class FakeOffScreenRenderEnv:
         self.robots = [types.SimpleNamespace(controller=controller)]
         self.env = self  # LeRobot's render() reads env.env._get_observations()
 
-    def _get_observations(self) -> dict:
+    def _get_observations(self) -> dict[str, np.ndarray]:
         frame = np.full((self.h, self.w, 3), (40 * self.task_id + self.t) % 256, dtype=np.uint8)
         return {
             "agentview_image": frame,
@@ -80,19 +87,19 @@ class FakeOffScreenRenderEnv:
             "robot0_joint_vel": np.zeros(7),
         }
 
-    def seed(self, seed):
+    def seed(self, seed: int | None) -> None:
         pass
 
-    def reset(self):
+    def reset(self) -> dict[str, np.ndarray]:
         self.t = 0
         return self._get_observations()
 
-    def set_init_state(self, state):
+    def set_init_state(self, state: np.ndarray) -> dict[str, np.ndarray]:
         self.init_state = int(np.asarray(state)[0])
         self.t = 0
         return self._get_observations()
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
         self.t += 1
         return self._get_observations(), 0.0, False, {}
 
@@ -101,7 +108,7 @@ class FakeOffScreenRenderEnv:
             self.task_id, self.init_state
         )
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
@@ -138,19 +145,19 @@ def install_fake_libero() -> None:
 class FakeRoboTwinTask:
     """Stands in for a RoboTwin 2.0 task class (``envs/<task>.py``: SAPIEN + CuRobo)."""
 
-    def __init__(self):
-        self.seed = None
+    def __init__(self) -> None:
+        self.seed: int | None = None
         self.randomized = False
         self.steps = 0
         self.eval_success = False
 
-    def setup_demo(self, **kwargs):
+    def setup_demo(self, **kwargs: Any) -> None:
         self.setup_kwargs = kwargs
         self.seed = kwargs["seed"]
         self.randomized = bool(kwargs.get("domain_randomization", {}).get("random_background", False))
         self.steps = 0
 
-    def get_obs(self) -> dict:
+    def get_obs(self) -> dict[str, Any]:
         frame = np.full((240, 320, 3), self.steps % 256, dtype=np.uint8)
         return {
             "observation": {cam: {"rgb": frame} for cam in ("head_camera", "left_camera", "right_camera")},
@@ -158,13 +165,13 @@ class FakeRoboTwinTask:
             "endpose": {},
         }
 
-    def take_action(self, action):
+    def take_action(self, action: np.ndarray) -> None:
         self.steps += 1
 
     def check_success(self) -> bool:
         return self.steps >= 3 and robotwin_success(self.seed, self.randomized)
 
-    def close_env(self, *args, **kwargs):
+    def close_env(self, *args: object, **kwargs: object) -> None:
         pass
 
 
@@ -175,7 +182,7 @@ _CLEAN_SETUP = {
 }
 
 
-def install_fake_robotwin(set_attr=setattr, randomized_config: bool = True) -> None:
+def install_fake_robotwin(set_attr: SetAttr = setattr, randomized_config: bool = True) -> None:
     """Patch LeRobot's RoboTwin task loader and config loader (and the randomized plugin's config loader).
 
     ``set_attr``: ``setattr`` (a process of its own) or a test's ``monkeypatch.setattr`` (undone afterwards).
@@ -198,7 +205,7 @@ def install_fake_robotwin(set_attr=setattr, randomized_config: bool = True) -> N
     set_attr(randomized, "_load_task_config", lambda name: {"domain_randomization": randomized_settings})
 
 
-def install_fake_calvin(set_attr=setattr) -> None:
+def install_fake_calvin(set_attr: SetAttr = setattr) -> None:
     """Replace the CALVIN runtime loader of ``lerobot_env_calvin`` with its scripted simulator."""
     import lerobot_env_calvin.calvin as calvin
     from lerobot_env_calvin.testing import ScriptedCalvin

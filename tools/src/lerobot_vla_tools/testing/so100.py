@@ -17,8 +17,13 @@ import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lerobot.motors import Motor, MotorCalibration
 
 #: Ranges the simulated joints respect (normalized units): arm joints in degrees, gripper 0-100.
 SO100_LOWER = {
@@ -44,7 +49,13 @@ class SimFeetechBus:
 
     speed = 180.0  # normalized units per second
 
-    def __init__(self, port, motors, calibration=None, protocol_version=0):
+    def __init__(
+        self,
+        port: str,
+        motors: dict[str, Motor],
+        calibration: dict[str, MotorCalibration] | None = None,
+        protocol_version: int = 0,
+    ) -> None:
         self.port, self.motors, self.calibration = port, motors, calibration or {}
         self.pos = {m: 0.5 * (SO100_LOWER[m] + SO100_UPPER[m]) for m in motors}
         self.goal = dict(self.pos)
@@ -70,13 +81,13 @@ class SimFeetechBus:
         self._connected = False
 
     @contextlib.contextmanager
-    def torque_disabled(self, motors=None):
+    def torque_disabled(self, motors: str | list[str] | None = None) -> Iterator[None]:
         yield
 
-    def configure_motors(self, *args, **kwargs) -> None:
+    def configure_motors(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def write(self, data_name, motor, value, *args, **kwargs) -> None:
+    def write(self, data_name: str, motor: str, value: float, *args: object, **kwargs: object) -> None:
         self.writes.append((data_name, motor, value))
 
     def _advance(self) -> None:
@@ -85,14 +96,16 @@ class SimFeetechBus:
         for m in self.pos:
             self.pos[m] += float(np.clip(self.goal[m] - self.pos[m], -step, step))
 
-    def sync_read(self, data_name, motors=None, *args, **kwargs) -> dict:
+    def sync_read(
+        self, data_name: str, motors: str | Sequence[str] | None = None, *args: object, **kwargs: object
+    ) -> dict[str, float]:
         if data_name != "Present_Position":
             raise NotImplementedError(f"SimFeetechBus does not simulate {data_name!r}")
         with self._lock:
             self._advance()
             return dict(self.pos)
 
-    def sync_write(self, data_name, values, *args, **kwargs) -> None:
+    def sync_write(self, data_name: str, values: dict[str, float], *args: object, **kwargs: object) -> None:
         if data_name != "Goal_Position":
             raise NotImplementedError(f"SimFeetechBus does not simulate {data_name!r}")
         with self._lock:
@@ -105,7 +118,7 @@ class SimFeetechBus:
 
 
 @contextlib.contextmanager
-def simulated_so_follower():
+def simulated_so_follower() -> Iterator[None]:
     """Patches LeRobot's ``so_follower`` module: Feetech bus -> :class:`SimFeetechBus`, cameras -> synthetic."""
     from unittest import mock
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 # Sentences the tiny tokenizers are trained on: robot instructions (all Meta-World prompts are
 # added by ``default_corpus``), chat-template fragments and the generic text the prompts contain.
@@ -57,7 +61,7 @@ def train_byte_level_bpe(
     corpus: Iterable[str] | None = None,
     pad_token: str = "<|endoftext|>",
     chat_template: str | None = None,
-):
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer and wrap it as a transformers fast tokenizer.
 
     Args:
