@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from lerobot_vla_tools.testing.robots import action_violations, fuzz_actions
+from lerobot_vla_tools.testing.robots import action_violations, fuzz_actions, wait_until
 
 from lerobot_vla_plugins.errors import ConfigError
 from lerobot_vla_plugins.robots.guarded import FeedbackClock
@@ -173,7 +173,8 @@ def test_streamer_spreads_a_target_over_small_speed_limited_steps():
     s.start(np.zeros(2))
     try:
         s.set_target(np.array([0.3, -0.1]))
-        time.sleep(0.6)  # 0.3 rad at <= 1 rad/s needs >= 0.3 s
+        # 0.3 rad at <= 1 rad/s needs >= 60 ticks (0.3 s); a loaded machine runs the ticks late, never larger
+        wait_until(lambda: bool(arm.sent) and arm.sent[-1] == pytest.approx([0.3, -0.1]), timeout=10.0)
     finally:
         s.stop()
     steps = np.abs(np.diff(np.array(arm.sent), axis=0)).max(axis=1)
