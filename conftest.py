@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -10,6 +11,31 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _writes_to_a_closed_stream(handler: logging.Handler) -> bool:
+    stream = getattr(handler, "stream", None)
+    return bool(getattr(stream, "closed", False))
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_handler_outlives_its_test():
+    """Removes the logging handlers a test left behind (LeRobot's ``init_logging``, run in-process by the CLI tests,
+    replaces the root handlers with one on the test's captured stderr). Once pytest closes that stream, every later
+    log call prints a "Logging error" traceback while holding the handler's lock, which slows every thread that logs
+    (robot watchdogs, bridge servers) and made timing tests fail in the full run only."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        ours = type(handler).__module__.startswith("_pytest")
+        if (handler not in before and not ours) or _writes_to_a_closed_stream(handler):
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            for handler in [h for h in logger.handlers if _writes_to_a_closed_stream(h)]:
+                logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

@@ -154,6 +154,9 @@ def test_the_bridge_caps_a_raw_clients_jump_to_its_max_step():
     """A raw client asked for a 2.93 rad jump on left_joint_1: the bridge forwards at most max_step (0.1 rad) from
     the measured pose, and the simulated arm counts no step above it."""
     server = sim_server(max_step=0.1)
+    forwarded, command = [], server.adapter.command
+    # what the bridge forwards (the arm's target itself goes back to the measured pose when the client hangs up)
+    server.adapter.command = lambda q, gripper: (forwarded.append(list(q)), command(q, gripper))[1]
     try:
         server.adapter.q[0] = server.adapter.target[
             0
@@ -166,7 +169,8 @@ def test_the_bridge_caps_a_raw_clients_jump_to_its_max_step():
             {"v": bridge.PROTOCOL_VERSION, "op": "command", "q": jump, "gripper": [0.0, 0.0]},
         )
         assert reply["ok"] and reply["capped"] == ["left_joint_1"]
-        assert server.adapter.target[0] == pytest.approx(q[0] + 0.1)
+        assert len(forwarded) == 1 and forwarded[0][0] == pytest.approx(q[0] + 0.1)
+        assert forwarded[0][1:] == pytest.approx(q[1:])
         assert server.adapter.above_step_cap == 0 and server.capped == 1
     finally:
         server.stop()
