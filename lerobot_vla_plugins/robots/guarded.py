@@ -230,7 +230,13 @@ class GuardedArm(Robot):
 
     @property
     def fault(self) -> RobotSafetyError | None:
-        return self._fault
+        """The latched fault, visible once the vendor stop has run (commands are refused from the trip on)."""
+        return self._stopped_fault
+
+    @property
+    def tripped(self) -> bool:
+        """True from the moment a fault is latched (its vendor stop may still be running): drivers decide on it."""
+        return self._fault is not None
 
     @property
     def last_target(self) -> np.ndarray | None:

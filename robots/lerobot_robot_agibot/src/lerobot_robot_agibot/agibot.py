@@ -166,7 +166,7 @@ class AgiBot(GuardedArm):
     def _close(self) -> None:
         if self.client is not None:
             try:
-                if self.fault is None:
+                if not self.tripped:
                     self.client.request("bye")  # the bridge holds the arms and closes
             except Exception as e:
                 logger.warning("agibot: bye failed: %s", e)

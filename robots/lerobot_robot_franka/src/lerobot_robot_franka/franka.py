@@ -136,7 +136,7 @@ class Franka(GuardedArm):
             self.robot.stop()  # raises if the link is down: then the robot stops by itself (communication reflex)
 
     def _close(self) -> None:
-        if self.robot is not None and self.fault is None:
+        if self.robot is not None and not self.tripped:
             try:
                 self.robot.stop()
                 self.robot.join_motion(timeout=2.0)

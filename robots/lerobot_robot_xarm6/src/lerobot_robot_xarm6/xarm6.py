@@ -264,7 +264,7 @@ class XArm6(GuardedArm):
         if self.arm is None:
             return
         try:
-            if self.arm.connected and self.fault is None:
+            if self.arm.connected and not self.tripped:
                 self.arm.set_mode(0)
                 self.arm.set_state(0)
         finally:
