@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -174,3 +175,31 @@ def test_disconnect_when_not_connected_raises(case, robot):
 def test_every_driver_is_a_guarded_arm(case, robot):
     assert all(isinstance(arm, GuardedArm) for _, arm in case.members(robot))
     assert np.all(np.isfinite(case.positions(robot)))
+
+
+def test_the_fault_is_visible_only_once_the_vendor_stop_has_run(case, robot):
+    """`fault` (what callers and tests wait on) appears after the vendor stop has returned; `tripped` (what the
+    drivers decide on) from the moment the fault is latched. On a bimanual robot the robot's fault appears once
+    every member has been stopped."""
+    arm = case.members(robot)[0][1]
+    entered, release = threading.Event(), threading.Event()
+    vendor_stop = arm._stop
+
+    def slow_stop(hold):
+        entered.set()
+        release.wait(5.0)
+        vendor_stop(hold)
+
+    arm._stop = slow_stop
+    tripping = threading.Thread(target=arm.trip, args=(RobotSafetyError("test: injected fault"),))
+    tripping.start()
+    try:
+        assert entered.wait(5.0)
+        assert arm.tripped and arm.fault is None and robot.fault is None
+    finally:
+        release.set()
+        tripping.join(5.0)
+    assert arm.fault is not None and "injected fault" in str(arm.fault)
+    assert robot.fault is not None
+    if robot is not arm:
+        assert all(member.fault is not None for _, member in case.members(robot))
