@@ -193,6 +193,36 @@ def test_a_finished_stage_with_other_settings_is_refused(tmp_path, fakes):
         learning(tmp_path, fakes, policies="alpha", steps=50).run()
 
 
+def test_an_unfinished_policy_row_says_what_is_missing(tmp_path, fakes, monkeypatch):
+    """A table written while pieces still run is committed too: no partial row may read as a result."""
+    monkeypatch.setenv("FAKE_TRAIN_FAIL", "student/finetune")
+    with pytest.raises(RuntimeError, match="student"):
+        learning(tmp_path, fakes, tasks=TASKS).run()
+    table = (tmp_path / "out" / "table.md").read_text()
+    # the student's align stage finished, its finetune did not: no rate, the missing stage named
+    assert (
+        "| student | not yet | not yet | not evaluated yet | 10 align x 2; finetune not finished | - |"
+        in table
+    )
+    # the teacher was trained and evaluated on both tasks: an ordinary row
+    assert (
+        "| teacher | 2/3 = 67 % [21, 94] | 2/3 = 67 % [21, 94] | **4/6 = 67 % [30, 90]** | 40 x 2 |" in table
+    )
+    monkeypatch.delenv("FAKE_TRAIN_FAIL")
+    run = learning(tmp_path, fakes, tasks=TASKS)
+    run.run()
+    # one of two tasks evaluated (its other unit's record gone, as while that unit runs): pooled over what ran
+    (run.unit_dir("alpha", "reach-v3") / "unit.json").unlink()
+    report = learning(tmp_path, fakes, tasks=TASKS, report_only=True).run()
+    assert report["rows"][0]["status"] == "incomplete"
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert (
+        "| alpha | 2/3 = 67 % [21, 94] | not yet | **2/3 = 67 % [21, 94]** (1 of 2 tasks so far) | 40 x 2 |"
+        in table
+    )
+    assert "Not finished yet: alpha" in table
+
+
 def test_report_only_runs_nothing(tmp_path, fakes):
     _, calls = fakes
     with pytest.raises(ProtocolError, match="nothing has finished"):

@@ -716,6 +716,7 @@ class LearningRun:
                         else None
                     ),
                     "steps": {name: r["steps"] for name, r in st.stages.items()},
+                    "stages_not_finished": [s.name for s in recipe.stages if s.name not in st.stages],
                     "last_loss": last["losses"][-1][1] if last and last["losses"] else None,
                     "losses": {name: r["losses"] for name, r in st.stages.items()},
                     "train_s": train_s,
@@ -777,22 +778,29 @@ class LearningRun:
                     f"| {row['policy']} | " + " | ".join(["not run yet"] + ["-"] * (len(header) - 2)) + " |"
                 )
                 continue
+            # an unfinished row says what is missing, so a partial table is never read as a result
             cells = [
                 format_cell(row["cells"][t]["successes"], row["cells"][t]["episodes"])
                 if t in row["cells"]
-                else "-"
+                else "not yet"
                 for t in tasks
             ]
-            everything = format_cell(row["all"]["successes"], row["all"]["episodes"]) if row["all"] else "-"
-            steps = " + ".join(
-                f"{n} {name}" if len(row["steps"]) > 1 else str(n) for name, n in row["steps"].items()
-            )
+            if not row["all"]:
+                everything = "not evaluated yet"
+            else:
+                everything = f"**{format_cell(row['all']['successes'], row['all']['episodes'])}**"
+                if len(row["cells"]) < len(tasks):
+                    everything += f" ({len(row['cells'])} of {len(tasks)} tasks so far)"
+            missing = row.get("stages_not_finished", [])
+            several = len(row["steps"]) + len(missing) > 1
+            steps = " + ".join(f"{n} {name}" if several else str(n) for name, n in row["steps"].items())
+            steps = f"{steps} x {batch}" if steps else ""
+            if missing:
+                steps = "; ".join(filter(None, [steps, f"{' + '.join(missing)} not finished"]))
             loss = f"{row['last_loss']:.3g}" if row["last_loss"] is not None else "-"
             total = _format_minutes(row["total_s"]) + (" (with its teacher)" if row["prerequisite_s"] else "")
             lines.append(
-                f"| {row['policy']} | "
-                + " | ".join(cells)
-                + f" | **{everything}** | {steps} x {batch} | {loss} | "
+                f"| {row['policy']} | " + " | ".join(cells) + f" | {everything} | {steps} | {loss} | "
                 f"{_format_minutes(row['train_s'])} | {_format_minutes(row['eval_s'])} | {total} |"
             )
         return "\n".join(lines) + "\n"
