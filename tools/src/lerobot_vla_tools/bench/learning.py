@@ -791,12 +791,13 @@ class LearningRun:
                 everything = f"**{format_cell(row['all']['successes'], row['all']['episodes'])}**"
                 if len(row["cells"]) < len(tasks):
                     everything += f" ({len(row['cells'])} of {len(tasks)} tasks so far)"
-            missing = row.get("stages_not_finished", [])
+            missing = row["stages_not_finished"]
             several = len(row["steps"]) + len(missing) > 1
-            steps = " + ".join(f"{n} {name}" if several else str(n) for name, n in row["steps"].items())
-            steps = f"{steps} x {batch}" if steps else ""
-            if missing:
-                steps = "; ".join(filter(None, [steps, f"{' + '.join(missing)} not finished"]))
+            done = " + ".join(f"{n} {name}" if several else str(n) for name, n in row["steps"].items())
+            steps = "; ".join(
+                ([f"{done} x {batch}"] if done else [])
+                + ([f"{' + '.join(missing)} not finished"] if missing else [])
+            )
             loss = f"{row['last_loss']:.3g}" if row["last_loss"] is not None else "-"
             total = _format_minutes(row["total_s"]) + (" (with its teacher)" if row["prerequisite_s"] else "")
             lines.append(
